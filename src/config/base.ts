@@ -1,0 +1,230 @@
+/** Turns the parsed variables into Settings, with the checks that hold in every environment. */
+import { resolve } from 'node:path'
+import type { Env } from './env.js'
+import type { DatabaseSettings, EmailBackend, Environment, RateLimitRule, Settings } from './settings.js'
+
+const DJANGO_EMAIL_BACKENDS: Record<string, EmailBackend> = {
+  'django.core.mail.backends.console.EmailBackend': 'console',
+  'django.core.mail.backends.smtp.EmailBackend': 'smtp',
+  'django.core.mail.backends.filebased.EmailBackend': 'file',
+  'django.core.mail.backends.locmem.EmailBackend': 'memory',
+  'django.core.mail.backends.dummy.EmailBackend': 'memory',
+}
+const EMAIL_BACKENDS = new Set<string>(['console', 'smtp', 'file', 'memory'])
+const POSTGRES_ENGINES = new Set(['django.db.backends.postgresql', 'django.db.backends.postgresql_psycopg2', 'postgresql', 'postgres'])
+const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+const WINDOW_MS = { second: 1_000, minute: 60_000, hour: 3_600_000, day: 86_400_000 } as const
+
+export function buildSettings(env: Env, environment: Environment): { settings: Settings; problems: string[] } {
+  const problems: string[] = []
+  const need = <T>(value: T | null, problem: string): T | null => {
+    if (value === null) problems.push(problem)
+    return value
+  }
+
+  const settings: Settings = {
+    environment,
+    debug: env.DEBUG ?? false,
+    secretKey: env.SECRET_KEY ?? '',
+    timeZone: need(timeZone(env.TIME_ZONE!), `TIME_ZONE: unknown time zone "${env.TIME_ZONE}"`) ?? 'UTC',
+    http: {
+      host: env.HOST!,
+      port: env.PORT!,
+      allowedHosts: list(env.ALLOWED_HOSTS),
+      enforceAllowedHosts: false,
+      trustProxy: trustProxy(env.TRUST_PROXY!),
+      bodyLimit: env.DATA_UPLOAD_MAX_MEMORY_SIZE!,
+      shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_SECONDS! * 1000,
+    },
+    docs: { enabled: env.API_DOCS_ENABLED! },
+    metrics: { token: env.METRICS_TOKEN ?? null },
+    health: { timeoutMs: env.HEALTH_CHECK_TIMEOUT_MS! },
+    idempotency: { ttlMs: env.IDEMPOTENCY_TTL_HOURS! * 3_600_000, lockTimeoutMs: 120_000 },
+    rateLimit: {
+      enabled: env.RATE_LIMIT_ENABLED!,
+      global: rateRule('RATE_LIMIT_GLOBAL', env.RATE_LIMIT_GLOBAL!, problems),
+      named: {
+        auth: rateRule('RATE_LIMIT_AUTH', env.RATE_LIMIT_AUTH!, problems),
+        password_reset: rateRule('RATE_LIMIT_PASSWORD_RESET', env.RATE_LIMIT_PASSWORD_RESET!, problems),
+        analytics: rateRule('RATE_LIMIT_ANALYTICS', env.RATE_LIMIT_ANALYTICS!, problems),
+      },
+    },
+    log: {
+      level: need(LOG_LEVELS.has(env.LOG_LEVEL!) ? env.LOG_LEVEL! : null, `LOG_LEVEL: expected one of ${[...LOG_LEVELS].join(', ')}, got "${env.LOG_LEVEL}"`) ?? 'info',
+      pretty: need(env.LOG_FORMAT === 'pretty' ? true : env.LOG_FORMAT === 'json' ? false : null, `LOG_FORMAT: expected json or pretty, got "${env.LOG_FORMAT}"`) ?? false,
+    },
+    db: { ...database(env, problems), migrateOnStart: env.MIGRATE_ON_START!, seedDemoOnStart: env.SEED_DEMO_ON_START! },
+    cache: { redisUrl: redisUrl('REDIS_URL', env.REDIS_URL, problems), keyPrefix: env.CACHE_KEY_PREFIX! },
+    queue: {
+      brokerUrl: redisUrl('CELERY_BROKER_URL', env.CELERY_BROKER_URL, problems),
+      resultBackend: redisUrl('CELERY_RESULT_BACKEND', env.CELERY_RESULT_BACKEND, problems),
+      backoffMs: 1_000,
+      defaultAttempts: 5,
+      defaultTimeoutMs: 60_000,
+      outboxPollMs: 5_000,
+    },
+    search: { url: httpUrl('ELASTICSEARCH_URL', env.ELASTICSEARCH_URL, problems) },
+    stripe: {
+      secretKey: env.STRIPE_SECRET_KEY ?? null,
+      publishableKey: env.STRIPE_PUBLISHABLE_KEY ?? null,
+      webhookSecret: env.STRIPE_WEBHOOK_SECRET ?? null,
+      apiBase: httpUrl('STRIPE_API_BASE', env.STRIPE_API_BASE, problems),
+    },
+    storage: {
+      useS3: env.USE_S3!,
+      useCdn: env.USE_CDN!,
+      s3: {
+        bucket: env.AWS_STORAGE_BUCKET_NAME ?? null,
+        region: env.AWS_S3_REGION_NAME!,
+        accessKeyId: env.AWS_ACCESS_KEY_ID ?? null,
+        secretAccessKey: env.AWS_SECRET_ACCESS_KEY ?? null,
+        endpoint: httpUrl('AWS_S3_ENDPOINT_URL', env.AWS_S3_ENDPOINT_URL, problems),
+      },
+      cdnDomain: env.CDN_DOMAIN ?? null,
+      mediaRoot: resolve(env.MEDIA_ROOT!),
+      mediaUrl: env.MEDIA_URL!,
+      staticRoot: resolve(env.STATIC_ROOT!),
+      staticUrl: env.STATIC_URL!,
+    },
+    email: {
+      backend: emailBackend(env.EMAIL_BACKEND ?? 'console', problems),
+      host: env.EMAIL_HOST!,
+      port: env.EMAIL_PORT!,
+      useTls: env.EMAIL_USE_TLS!,
+      useSsl: env.EMAIL_USE_SSL!,
+      user: env.EMAIL_HOST_USER ?? null,
+      password: env.EMAIL_HOST_PASSWORD ?? null,
+      timeoutMs: env.EMAIL_TIMEOUT! * 1000,
+      filePath: resolve(env.EMAIL_FILE_PATH!),
+      from: env.DEFAULT_FROM_EMAIL!,
+    },
+    observability: {
+      sentryDsn: env.SENTRY_DSN ?? null,
+      otlpEndpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT ?? (env.JAEGER_AGENT_HOST ? `http://${env.JAEGER_AGENT_HOST}:${env.JAEGER_AGENT_PORT}` : null),
+      serviceName: env.OTEL_SERVICE_NAME!,
+    },
+    vault: {
+      enabled: env.USE_VAULT!,
+      addr: httpUrl('VAULT_ADDR', env.VAULT_ADDR, problems),
+      roleId: env.VAULT_ROLE_ID ?? null,
+      secretId: env.VAULT_SECRET_ID ?? null,
+      kvMount: env.VAULT_KV_MOUNT!,
+      secretPath: env.VAULT_SECRET_PATH!,
+    },
+    serviceAuth: {
+      secrets: {
+        'django-backend': env.SERVICE_AUTH_SECRET_DJANGO_BACKEND ?? null,
+        'api-gateway': env.SERVICE_AUTH_SECRET_API_GATEWAY ?? null,
+        'celery-worker': env.SERVICE_AUTH_SECRET_CELERY_WORKER ?? null,
+      },
+    },
+    cors: {
+      allowAll: env.CORS_ALLOW_ALL_ORIGINS!,
+      allowedOrigins: origins('CORS_ALLOWED_ORIGINS', env.CORS_ALLOWED_ORIGINS, problems),
+      csrfTrustedOrigins: origins('CSRF_TRUSTED_ORIGINS', env.CSRF_TRUSTED_ORIGINS, problems),
+    },
+  }
+
+  if (settings.storage.useS3 && !settings.storage.s3.bucket) problems.push('USE_S3 is on but AWS_STORAGE_BUCKET_NAME is missing')
+  if (settings.storage.useCdn && !settings.storage.cdnDomain) problems.push('USE_CDN is on but CDN_DOMAIN is missing')
+  if (settings.vault.enabled) {
+    for (const name of ['VAULT_ADDR', 'VAULT_ROLE_ID', 'VAULT_SECRET_ID'] as const) {
+      if (!env[name]) problems.push(`USE_VAULT is on but ${name} is missing`)
+    }
+  }
+  return { settings, problems }
+}
+
+export function list(value: string | undefined): string[] {
+  return (value ?? '').split(',').map((item) => item.trim()).filter(Boolean)
+}
+
+function database(env: Env, problems: string[]): DatabaseSettings {
+  const pool = { poolMax: env.DB_POOL_MAX!, statementTimeoutMs: env.DB_STATEMENT_TIMEOUT_MS! }
+  if (env.DB_ENGINE && !POSTGRES_ENGINES.has(env.DB_ENGINE)) {
+    problems.push(`DB_ENGINE: only PostgreSQL is supported (django.db.backends.postgresql), got "${env.DB_ENGINE}"`)
+  }
+  if (env.DATABASE_URL) {
+    const url = parseUrl(env.DATABASE_URL)
+    if (!url || !['postgres:', 'postgresql:'].includes(url.protocol)) {
+      problems.push('DATABASE_URL: expected a postgres:// or postgresql:// URL')
+    }
+    return { kind: 'postgres', url: env.DATABASE_URL, ...pool }
+  }
+  if (env.DB_NAME || env.DB_HOST) {
+    const url = new URL('postgres://localhost')
+    url.hostname = env.DB_HOST ?? 'localhost'
+    url.port = String(env.DB_PORT)
+    url.username = encodeURIComponent(env.DB_USER ?? 'postgres')
+    url.password = encodeURIComponent(env.DB_PASSWORD ?? '')
+    url.pathname = `/${encodeURIComponent(env.DB_NAME ?? 'postgres')}`
+    return { kind: 'postgres', url: url.toString(), ...pool }
+  }
+  const dir = env.PGLITE_DATA_DIR!
+  return { kind: 'pglite', dataDir: dir === 'memory' ? null : resolve(dir) }
+}
+
+function emailBackend(name: string, problems: string[]): EmailBackend {
+  const backend = DJANGO_EMAIL_BACKENDS[name] ?? name
+  if (EMAIL_BACKENDS.has(backend)) return backend as EmailBackend
+  problems.push(`EMAIL_BACKEND: expected console, smtp, file, memory or a Django backend name, got "${name}"`)
+  return 'console'
+}
+
+/** "100/minute" → { max: 100, windowMs: 60000 } */
+export function rateRule(name: string, text: string, problems: string[]): RateLimitRule {
+  const match = /^(\d+)\s*\/\s*(second|minute|hour|day)$/.exec(text.trim())
+  if (!match || Number(match[1]) < 1) {
+    problems.push(`${name}: expected "<count>/<second|minute|hour|day>", got "${text}"`)
+    return { max: 1, windowMs: 60_000 }
+  }
+  return { max: Number(match[1]), windowMs: WINDOW_MS[match[2] as keyof typeof WINDOW_MS] }
+}
+
+function trustProxy(text: string): boolean | number | string[] {
+  const lower = text.toLowerCase()
+  if (['true', '1', 'yes'].includes(lower)) return true
+  if (['false', '0', 'no', ''].includes(lower)) return false
+  if (/^\d+$/.test(text)) return Number(text)
+  return list(text)
+}
+
+function timeZone(name: string): string | null {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: name })
+    return name
+  } catch {
+    return null
+  }
+}
+
+function parseUrl(text: string): URL | null {
+  try {
+    return new URL(text)
+  } catch {
+    return null
+  }
+}
+
+function redisUrl(name: string, text: string | undefined, problems: string[]): string | null {
+  if (!text) return null
+  const url = parseUrl(text)
+  if (!url || !['redis:', 'rediss:'].includes(url.protocol)) problems.push(`${name}: expected a redis:// or rediss:// URL`)
+  return text
+}
+
+function httpUrl(name: string, text: string | undefined, problems: string[]): string | null {
+  if (!text) return null
+  const url = parseUrl(text)
+  if (!url || !['http:', 'https:'].includes(url.protocol)) problems.push(`${name}: expected an http:// or https:// URL, got "${text}"`)
+  return text.replace(/\/+$/, '')
+}
+
+function origins(name: string, text: string | undefined, problems: string[]): string[] {
+  const values = list(text)
+  for (const origin of values) {
+    const url = parseUrl(origin)
+    if (!url || !['http:', 'https:'].includes(url.protocol)) problems.push(`${name}: "${origin}" is not an origin like https://shop.example.com`)
+  }
+  return values.map((origin) => origin.replace(/\/+$/, ''))
+}

@@ -1,0 +1,88 @@
+/** The typed, nested shape every part of the service receives instead of reading process.env. */
+
+export const environments = ['development', 'staging', 'production', 'test', 'e2e'] as const
+export type Environment = (typeof environments)[number]
+
+export type DatabaseSettings =
+  | { kind: 'postgres'; url: string; poolMax: number; statementTimeoutMs: number }
+  /** dataDir null keeps the database in memory. */
+  | { kind: 'pglite'; dataDir: string | null }
+
+export type EmailBackend = 'console' | 'smtp' | 'file' | 'memory'
+
+export interface RateLimitRule {
+  max: number
+  /** Window in milliseconds. */
+  windowMs: number
+}
+
+export interface Settings {
+  environment: Environment
+  debug: boolean
+  secretKey: string
+  timeZone: string
+  http: {
+    host: string
+    port: number
+    /** Empty means any host; enforced only when enforceAllowedHosts. */
+    allowedHosts: string[]
+    enforceAllowedHosts: boolean
+    trustProxy: boolean | number | string[]
+    bodyLimit: number
+    shutdownTimeoutMs: number
+  }
+  docs: { enabled: boolean }
+  metrics: { token: string | null }
+  health: { timeoutMs: number }
+  idempotency: { ttlMs: number; /** An in-flight key older than this is taken over. */ lockTimeoutMs: number }
+  rateLimit: { enabled: boolean; global: RateLimitRule; named: Record<string, RateLimitRule> }
+  log: { level: string; pretty: boolean }
+  db: DatabaseSettings & { migrateOnStart: boolean; seedDemoOnStart: boolean }
+  cache: { redisUrl: string | null; keyPrefix: string }
+  queue: {
+    brokerUrl: string | null
+    resultBackend: string | null
+    /** Base delay of the exponential retry backoff. */
+    backoffMs: number
+    defaultAttempts: number
+    defaultTimeoutMs: number
+    /** How often the outbox relay looks for events a crash left behind. */
+    outboxPollMs: number
+  }
+  search: { url: string | null }
+  stripe: { secretKey: string | null; publishableKey: string | null; webhookSecret: string | null; apiBase: string | null }
+  storage: {
+    useS3: boolean
+    useCdn: boolean
+    s3: { bucket: string | null; region: string; accessKeyId: string | null; secretAccessKey: string | null; endpoint: string | null }
+    cdnDomain: string | null
+    mediaRoot: string
+    mediaUrl: string
+    staticRoot: string
+    staticUrl: string
+  }
+  email: {
+    backend: EmailBackend
+    host: string
+    port: number
+    useTls: boolean
+    useSsl: boolean
+    user: string | null
+    password: string | null
+    timeoutMs: number
+    filePath: string
+    from: string
+  }
+  observability: {
+    sentryDsn: string | null
+    otlpEndpoint: string | null
+    serviceName: string
+  }
+  vault: { enabled: boolean; addr: string | null; roleId: string | null; secretId: string | null; kvMount: string; secretPath: string }
+  serviceAuth: {
+    secrets: { 'django-backend': string | null; 'api-gateway': string | null; 'celery-worker': string | null }
+  }
+  cors: { allowAll: boolean; allowedOrigins: string[]; csrfTrustedOrigins: string[] }
+}
+
+export type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : DeepPartial<T[K]>) : T[K] }

@@ -1,0 +1,17 @@
+import type { EnvironmentProfile } from './profiles.js'
+
+/** The automated tests: in-memory everything, silent logs, fast retries, generous rate limits. */
+export const test: EnvironmentProfile = {
+  defaults: {
+    SECRET_KEY: 'test-secret-key-that-is-long-enough-for-every-signing-purpose-0123456789',
+    LOG_LEVEL: 'silent',
+    EMAIL_BACKEND: 'memory',
+    PGLITE_DATA_DIR: 'memory',
+    MIGRATE_ON_START: true,
+    RATE_LIMIT_GLOBAL: '100000/minute',
+    RATE_LIMIT_AUTH: '1000/minute',
+    RATE_LIMIT_PASSWORD_RESET: '1000/minute',
+    RATE_LIMIT_ANALYTICS: '100000/minute',
+  },
+  overrides: { queue: { backoffMs: 1, outboxPollMs: 0 } },
+}

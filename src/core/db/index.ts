@@ -1,0 +1,116 @@
+/**
+ * The database: Drizzle over a `pg` pool when a PostgreSQL server is configured, over embedded
+ * PGlite (persisted under ./.data/, or in memory) when not. Both speak the same SQL and run the
+ * same migrations.
+ */
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { PGlite } from '@electric-sql/pglite'
+import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm'
+import { sql } from 'drizzle-orm'
+import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres'
+import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator'
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core'
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
+import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator'
+import pg from 'pg'
+import { projectRoot, type Settings } from '../../config/index.js'
+import type { Logger } from '../logging.js'
+
+/** A Drizzle handle: the pool, or a transaction (the caller decides which). */
+export type Db = PgDatabase<PgQueryResultHKT, Record<string, never>>
+
+export interface PoolStats {
+  total: number
+  idle: number
+  waiting: number
+  max: number
+}
+
+export interface Database {
+  readonly kind: 'postgres' | 'pglite'
+  readonly db: Db
+  /** Applies pending migrations; returns how many ran. Safe when several processes start at once. */
+  migrate(): Promise<number>
+  ping(): Promise<void>
+  poolStats(): PoolStats
+  close(): Promise<void>
+}
+
+export const migrationsFolder = join(projectRoot, 'migrations')
+/** Serialises migrations across processes sharing one PostgreSQL server. */
+const MIGRATION_LOCK_ID = 724_311_001
+
+/** Rows of a raw `db.execute(sql…)` result, whichever driver produced it. */
+export function rowsOf<T>(result: unknown): T[] {
+  return (result as { rows: T[] }).rows
+}
+
+export async function createDatabase(settings: Pick<Settings, 'db'>, log: Logger): Promise<Database> {
+  const config = settings.db
+  return config.kind === 'postgres' ? createPostgres(config, log) : createPglite(config.dataDir)
+}
+
+function createPostgres(config: Extract<Settings['db'], { kind: 'postgres' }>, log: Logger): Database {
+  const pool = new pg.Pool({
+    connectionString: config.url,
+    max: config.poolMax,
+    connectionTimeoutMillis: 5_000,
+    idleTimeoutMillis: 30_000,
+    application_name: 'shop-backend',
+    ...(config.statementTimeoutMs > 0 ? { statement_timeout: config.statementTimeoutMs } : {}),
+  })
+  // An idle client losing its connection must not crash the process; the pool replaces it.
+  pool.on('error', (err) => log.warn({ err }, 'idle database connection failed'))
+  const db = drizzlePg(pool) as unknown as Db
+  return {
+    kind: 'postgres',
+    db,
+    async migrate() {
+      const client = await pool.connect()
+      try {
+        await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_ID])
+        const before = await countApplied(drizzlePg(client) as unknown as Db)
+        await migratePg(drizzlePg(client), { migrationsFolder })
+        return (await countApplied(drizzlePg(client) as unknown as Db)) - before
+      } finally {
+        await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_ID]).catch(() => undefined)
+        client.release()
+      }
+    },
+    async ping() {
+      await pool.query('SELECT 1')
+    },
+    poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max: config.poolMax }),
+    close: () => pool.end(),
+  }
+}
+
+/** PGlite from a data directory (null: in memory) or an existing instance (tests load templates). */
+export async function createPglite(dataDir: string | null, existing?: PGlite): Promise<Database> {
+  if (dataDir) mkdirSync(dataDir, { recursive: true })
+  const client = existing ?? (await PGlite.create(dataDir ?? undefined, { extensions: { pg_trgm } }))
+  const db = drizzlePglite(client) as unknown as Db
+  return {
+    kind: 'pglite',
+    db,
+    async migrate() {
+      const before = await countApplied(db)
+      await migratePglite(drizzlePglite(client), { migrationsFolder })
+      return (await countApplied(db)) - before
+    },
+    async ping() {
+      await client.query('SELECT 1')
+    },
+    // PGlite is one connection inside this process.
+    poolStats: () => ({ total: 1, idle: 1, waiting: 0, max: 1 }),
+    close: () => client.close(),
+  }
+}
+
+async function countApplied(db: Db): Promise<number> {
+  const exists = rowsOf<{ present: boolean }>(await db.execute(sql`SELECT to_regclass('drizzle.__drizzle_migrations') IS NOT NULL AS present`))
+  if (!exists[0]?.present) return 0
+  const rows = rowsOf<{ count: number | string }>(await db.execute(sql`SELECT count(*) AS count FROM drizzle.__drizzle_migrations`))
+  return Number(rows[0]?.count ?? 0)
+}

@@ -1,0 +1,86 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { Type } from 'typebox'
+import { createTestApp, type TestApp } from '../../../test/harness.js'
+import { ConflictError } from '../errors.js'
+
+let t: TestApp
+beforeAll(async () => {
+  t = await createTestApp({
+    env: { DATA_UPLOAD_MAX_MEMORY_SIZE: '2048' },
+    captureLogs: true,
+    setup(app) {
+      app.post('/test/echo/', {
+        schema: {
+          body: Type.Object({ email: Type.String({ format: 'email' }), quantity: Type.Integer({ minimum: 1 }) }),
+        },
+      }, async (request) => request.body)
+      app.get('/test/boom/', async () => {
+        throw new Error('database password is hunter2')
+      })
+      app.get('/test/conflict/', async () => {
+        throw new ConflictError('out_of_stock', 'Only 2 left.')
+      })
+    },
+  })
+})
+afterAll(() => t.close())
+
+const expectProblem = (res: { statusCode: number; headers: Record<string, unknown>; json(): unknown }, status: number, code: string) => {
+  expect(res.statusCode).toBe(status)
+  expect(res.headers['content-type']).toMatch(/^application\/problem\+json/)
+  const body = res.json() as Record<string, unknown>
+  expect(body).toMatchObject({ status, code, type: `/problems/${code}` })
+  expect(typeof body.title).toBe('string')
+  expect(typeof body.detail).toBe('string')
+  expect(body.request_id).toBe(res.headers['x-request-id'])
+  return body
+}
+
+describe('problem details', () => {
+  it('answers 404 for an unknown route', async () => {
+    const res = await t.request({ method: 'GET', url: '/api/nothing-here/?q=1' })
+    const body = expectProblem(res, 404, 'not_found')
+    expect(body.instance).toBe('/api/nothing-here/')
+  })
+
+  it('answers 400 for malformed JSON', async () => {
+    const res = await t.request({ method: 'POST', url: '/test/echo/', headers: { 'content-type': 'application/json' }, payload: '{"email": ' })
+    expectProblem(res, 400, 'malformed_json')
+  })
+
+  it('answers 422 with per-field errors for a schema violation', async () => {
+    const res = await t.request({ method: 'POST', url: '/test/echo/', payload: { email: 'not-an-email', quantity: 0 } })
+    const body = expectProblem(res, 422, 'validation_error')
+    expect(Object.keys(body.errors as object).sort()).toEqual(['email', 'quantity'])
+  })
+
+  it('names a missing field as required', async () => {
+    const res = await t.request({ method: 'POST', url: '/test/echo/', payload: { email: 'a@example.com' } })
+    expect(expectProblem(res, 422, 'validation_error').errors).toEqual({ quantity: ['This field is required.'] })
+  })
+
+  it('answers 413 for a body over the limit', async () => {
+    const res = await t.request({ method: 'POST', url: '/test/echo/', payload: { email: 'a@example.com', quantity: 1, pad: 'x'.repeat(4096) } })
+    expectProblem(res, 413, 'payload_too_large')
+  })
+
+  it('answers 415 for a content type the route does not take', async () => {
+    const res = await t.request({ method: 'POST', url: '/test/echo/', headers: { 'content-type': 'application/xml' }, payload: '<a/>' })
+    expectProblem(res, 415, 'unsupported_media_type')
+  })
+
+  it('keeps a domain error status and code', async () => {
+    const res = await t.request({ method: 'GET', url: '/test/conflict/' })
+    expect(expectProblem(res, 409, 'out_of_stock').detail).toBe('Only 2 left.')
+  })
+
+  it('answers 500 with a generic body and logs the detail with the request id', async () => {
+    const res = await t.request({ method: 'GET', url: '/test/boom/', headers: { 'x-request-id': 'trace-abc-123456' } })
+    const body = expectProblem(res, 500, 'internal_error')
+    expect(JSON.stringify(body)).not.toContain('hunter2')
+    expect(body.request_id).toBe('trace-abc-123456')
+    const logged = t.logs.find((line) => line.request_id === 'trace-abc-123456' && line.level === 50)
+    expect(JSON.stringify(logged)).toContain('hunter2')
+    expect(JSON.stringify(logged)).toContain('stack')
+  })
+})

@@ -1,0 +1,103 @@
+/**
+ * The one error handler: every failure leaves as RFC 9457 problem details. Domain errors keep
+ * their status and code; validation failures become 422 with per-field messages; Fastify's own
+ * 4xx errors keep their status; anything else is a 500 whose detail stays in the log.
+ */
+import { STATUS_CODES } from 'node:http'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { AppError } from '../errors.js'
+import type { Problem } from './schemas.js'
+
+interface ValidationIssue {
+  instancePath: string
+  keyword: string
+  message?: string
+  params: Record<string, unknown>
+}
+
+const FASTIFY_CODES: Record<number, string> = {
+  400: 'bad_request',
+  404: 'not_found',
+  405: 'method_not_allowed',
+  406: 'not_acceptable',
+  413: 'payload_too_large',
+  415: 'unsupported_media_type',
+  429: 'rate_limited',
+}
+
+export function registerErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const problem = toProblem(error, request)
+    if (problem.status >= 500) request.log.error({ err: error }, 'request failed')
+    else request.log.info({ code: problem.code, status: problem.status, detail: problem.detail }, 'request rejected')
+    if (error instanceof AppError && error.headers) reply.headers(error.headers)
+    return sendProblem(reply, problem)
+  })
+
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(reply, problemOf(request, 404, 'not_found', `No route matches ${request.method} ${pathOf(request)}.`)),
+  )
+}
+
+export function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply {
+  return reply.code(problem.status).type('application/problem+json').send(problem)
+}
+
+export function problemOf(request: FastifyRequest, status: number, code: string, detail: string, extra: Partial<Problem> = {}): Problem {
+  return {
+    type: `/problems/${code}`,
+    title: STATUS_CODES[status] ?? 'Error',
+    status,
+    detail,
+    instance: pathOf(request),
+    code,
+    request_id: String(request.id),
+    ...extra,
+  }
+}
+
+export function toProblem(error: FastifyError | Error, request: FastifyRequest): Problem {
+  if (error instanceof AppError) {
+    return problemOf(request, error.status, error.code, error.message, {
+      ...(error.errors ? { errors: error.errors } : {}),
+      ...error.extensions,
+    })
+  }
+  const fastifyError = error as FastifyError & { validation?: ValidationIssue[]; validationContext?: string }
+  if (fastifyError.validation) {
+    return problemOf(request, 422, 'validation_error', 'The request did not pass validation.', {
+      errors: fieldErrors(fastifyError.validation, fastifyError.validationContext),
+    })
+  }
+  const status = fastifyError.statusCode
+  if (status && status >= 400 && status < 500) {
+    const isJsonError = error instanceof SyntaxError || fastifyError.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || fastifyError.code === 'FST_ERR_CTP_EMPTY_JSON_BODY'
+    const code = isJsonError ? 'malformed_json' : (FASTIFY_CODES[status] ?? 'bad_request')
+    const detail = isJsonError ? 'The body is not valid JSON.' : error.message
+    return problemOf(request, status, code, detail)
+  }
+  return problemOf(request, 500, 'internal_error', 'An unexpected error occurred. Quote the request id when reporting it.')
+}
+
+/** Ajv issues → { field: [messages] }, with DRF's `non_field_errors` for the body as a whole. */
+function fieldErrors(issues: ValidationIssue[], context = 'body'): Record<string, string[]> {
+  const errors: Record<string, string[]> = {}
+  for (const issue of issues) {
+    let path = issue.instancePath.replace(/^\//, '').replace(/\//g, '.')
+    let message = issue.message ?? 'is invalid'
+    if (issue.keyword === 'required') {
+      path = [path, String(issue.params.missingProperty)].filter(Boolean).join('.')
+      message = 'This field is required.'
+    } else if (issue.keyword === 'additionalProperties') {
+      path = [path, String(issue.params.additionalProperty)].filter(Boolean).join('.')
+      message = 'Unknown field.'
+    }
+    const field = path || (context === 'body' ? 'non_field_errors' : context)
+    ;(errors[field] ??= []).push(message)
+  }
+  return errors
+}
+
+function pathOf(request: FastifyRequest): string {
+  return request.url.split('?')[0] ?? '/'
+}

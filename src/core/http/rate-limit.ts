@@ -1,0 +1,41 @@
+/**
+ * Rate limits: a global per-IP limit on every route, plus named stricter rules (auth,
+ * password_reset, analytics, ...) that routes attach with `config: rateLimited(settings, 'auth')`.
+ * Counters live in Redis when REDIS_URL is set, so every API process shares them.
+ */
+import rateLimit from '@fastify/rate-limit'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { Settings } from '../../config/index.js'
+import type { Cache } from '../cache.js'
+import { RateLimitedError } from '../errors.js'
+
+export async function registerRateLimit(app: FastifyInstance, settings: Settings, cache: Cache): Promise<void> {
+  if (!settings.rateLimit.enabled) return
+  await app.register(rateLimit, {
+    global: true,
+    max: settings.rateLimit.global.max,
+    timeWindow: settings.rateLimit.global.windowMs,
+    ...(cache.redis ? { redis: cache.redis, nameSpace: 'ratelimit:' } : {}),
+    // A broken Redis must not take the API down with it.
+    skipOnError: true,
+    enableDraftSpec: true,
+    errorResponseBuilder: (_request, context) => new RateLimitedError(Math.max(1, Math.ceil(context.ttl / 1000))),
+  })
+}
+
+/**
+ * Route config for a named rule. `key` picks what is counted (default: the client IP), e.g. the
+ * account being signed in to.
+ */
+export function rateLimited(settings: Settings, name: string, key?: (request: FastifyRequest) => string) {
+  const rule = settings.rateLimit.named[name]
+  if (!rule) throw new Error(`Unknown rate limit "${name}"`)
+  if (!settings.rateLimit.enabled) return {}
+  return {
+    rateLimit: {
+      max: rule.max,
+      timeWindow: rule.windowMs,
+      keyGenerator: (request: FastifyRequest) => `${name}:${key ? key(request) : request.ip}`,
+    },
+  }
+}

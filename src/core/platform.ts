@@ -1,0 +1,96 @@
+/**
+ * The shared infrastructure one process needs (database, cache, queue, email, outbox relay,
+ * metrics), created from settings and closed together. Apps receive it at composition time.
+ */
+import type { DestinationStream, Logger as PinoLogger } from 'pino'
+import type { Settings } from '../config/index.js'
+import { createCache, type Cache } from './cache.js'
+import { createCtx, type Actor, type Ctx } from './context.js'
+import { createDatabase, type Database } from './db/index.js'
+import { createMailer, createSendEmailTask, type Mailer } from './email.js'
+import { createOutboxRelay, type OutboxRelay } from './events/index.js'
+import { createLogger, type Logger } from './logging.js'
+import { createMetrics, type Metrics } from './metrics.js'
+import { createInProcessQueue, TaskRegistry, type TaskQueue } from './queue/index.js'
+
+export interface Platform {
+  settings: Settings
+  log: PinoLogger
+  database: Database
+  cache: Cache
+  tasks: TaskRegistry
+  queue: TaskQueue
+  mailer: Mailer
+  relay: OutboxRelay
+  metrics: Metrics
+  /** A context for work outside a request (tasks, commands). */
+  context(options?: { requestId?: string; actor?: Actor | null; log?: Logger }): Ctx
+  close(): Promise<void>
+}
+
+export interface PlatformOverrides {
+  /** Where log lines go (tests capture them). */
+  logStream?: DestinationStream
+  /** An already created database (tests pass a per-file copy of the migrated template). */
+  database?: Database
+}
+
+export async function createPlatform(settings: Settings, overrides: PlatformOverrides = {}): Promise<Platform> {
+  const log = createLogger(settings, overrides.logStream)
+  const database = overrides.database ?? (await createDatabase(settings, log))
+  if (settings.db.migrateOnStart) {
+    const applied = await database.migrate()
+    if (applied > 0) log.info({ applied }, 'database migrations applied')
+  }
+  const cache = await createCache(settings, log)
+  const tasks = new TaskRegistry()
+  const mailer = createMailer(settings, log)
+  tasks.register(createSendEmailTask(mailer))
+  if (settings.queue.brokerUrl) {
+    log.warn('CELERY_BROKER_URL is set, but the broker worker is not part of this version yet: tasks run in-process')
+  }
+  // The gauges read the queue and relay only when scraped, after both exist.
+  const metrics: Metrics = createMetrics({ pool: () => database.poolStats(), queue: () => queue.stats(), outboxBacklog: () => relay.backlog() })
+  const queue = createInProcessQueue({
+    registry: tasks,
+    settings: settings.queue,
+    log,
+    onFinished(task, outcome, seconds) {
+      metrics.taskRuns.inc({ task, outcome })
+      metrics.taskDuration.observe({ task }, seconds)
+    },
+  })
+  const relay = createOutboxRelay({ db: database.db, queue, registry: tasks, log, pollMs: settings.queue.outboxPollMs })
+  relay.start()
+
+  const flushOutbox = () => {
+    relay.flush().catch((err: unknown) => log.error({ err }, 'outbox relay failed'))
+  }
+
+  return {
+    settings,
+    log,
+    database,
+    cache,
+    tasks,
+    queue,
+    mailer,
+    relay,
+    metrics,
+    context: (options = {}) =>
+      createCtx({
+        db: database.db,
+        log: options.log ?? log,
+        requestId: options.requestId ?? 'background',
+        actor: options.actor ?? null,
+        onEventsCommitted: flushOutbox,
+      }),
+    async close() {
+      await relay.stop()
+      await queue.close(settings.http.shutdownTimeoutMs)
+      mailer.close()
+      await cache.close()
+      await database.close()
+    },
+  }
+}
