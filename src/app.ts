@@ -41,9 +41,18 @@ export async function buildApp(settings: Settings, overrides: PlatformOverrides 
 
   app.decorate('platform', platform)
   app.addHook('onClose', () => platform.close())
+  // server.close() only ends connections idle at that moment: a response still in flight then
+  // must close its keep-alive connection, or close() waits for the keep-alive timeout.
+  let closing = false
+  app.addHook('preClose', async () => {
+    closing = true
+  })
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) reply.header('connection', 'close')
+  })
   app.addSchema(ProblemSchema)
 
-  registerErrorHandling(app)
+  registerErrorHandling(app, { debug: settings.debug })
   registerRequestHooks(app, platform)
   await registerSecurity(app, settings)
   await registerRateLimit(app, settings, platform.cache)

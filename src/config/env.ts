@@ -28,7 +28,7 @@ export const EnvSchema = Type.Object({
   DJANGO_SETTINGS_MODULE: str('config.settings.<name> selects the environment like ENVIRONMENT (compatibility)', general),
   PRODUCTION: bool('true selects production when neither ENVIRONMENT nor DJANGO_SETTINGS_MODULE is set (entrypoint)', { default: false, ...general }),
   SECRET_KEY: str('signing secret; production needs 50+ characters, not django-insecure-…', general),
-  DEBUG: bool('verbose errors in logs; refused in production', { default: false, ...general }),
+  DEBUG: bool('500 answers carry the error message in detail (development default); refused in production', { default: false, ...general }),
   TIME_ZONE: str('IANA time zone of the shop (reports, days)', { default: 'UTC', ...general }),
   LOG_LEVEL: str('fatal, error, warn, info, debug, trace or silent', { default: 'info', ...observability }),
   LOG_FORMAT: str('json or pretty (pretty is the development default)', { default: 'json', ...observability }),

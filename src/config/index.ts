@@ -3,11 +3,10 @@
  * DJANGO_SETTINGS_MODULE), applies its defaults under the given variables, validates everything and
  * throws one ConfigError that lists every problem.
  */
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parse as parseDotEnv } from 'dotenv'
-import { readFileSync } from 'node:fs'
 import { buildSettings } from './base.js'
 import { development } from './development.js'
 import { e2e } from './e2e.js'
@@ -80,14 +79,15 @@ export function loadSettings(raw: RawEnv, overrides: DeepPartial<Settings> = {})
   return deepFreeze(deepMerge(deepMerge(built.settings, profile.overrides ?? {}), overrides))
 }
 
-/** Settings for this process: `.env` in the project root (never overriding real variables), then the environment. */
+/** Settings for this process: the environment over `.env` in the project root. */
 export function loadProcessSettings(overrides: DeepPartial<Settings> = {}): Settings {
-  return loadSettings({ ...readDotEnv(), ...process.env }, overrides)
+  return loadSettings(withDotEnv(projectRoot, process.env), overrides)
 }
 
-function readDotEnv(): RawEnv {
-  const file = join(projectRoot, '.env')
-  return existsSync(file) ? parseDotEnv(readFileSync(file)) : {}
+/** `dir/.env` (when present) under the given variables: a real environment variable always wins. */
+export function withDotEnv(dir: string, env: RawEnv): RawEnv {
+  const file = join(dir, '.env')
+  return existsSync(file) ? { ...parseDotEnv(readFileSync(file)), ...env } : { ...env }
 }
 
 function stringify(values: object): RawEnv {

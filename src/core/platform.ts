@@ -87,7 +87,8 @@ export async function createPlatform(settings: Settings, overrides: PlatformOver
       }),
     async close() {
       await relay.stop()
-      await queue.close(settings.http.shutdownTimeoutMs)
+      // Leave part of the shutdown budget for closing the pools after the jobs.
+      await queue.close(Math.floor(settings.http.shutdownTimeoutMs * 0.8))
       mailer.close()
       await cache.close()
       await database.close()

@@ -6,13 +6,19 @@ import type { Metrics } from '../../core/metrics.js'
 import { HealthReportSchema, LiveSchema, NotReadySchema } from './schemas.js'
 import type { HealthReport, HealthService } from './service.js'
 
+// Probes and scrapers call these often; they are not rate limited. (Set per route: a plugin's
+// onRoute hook runs after the rate-limit plugin's, too late to opt out.)
+const unlimited = { rateLimit: false as const }
+
 export function healthRoutes(health: HealthService, metrics: Metrics, metricsToken: string | null): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.get('/health/live/', {
+      config: unlimited,
       schema: { tags: ['platform'], summary: 'Liveness: the process runs', response: { 200: LiveSchema } },
     }, async () => ({ status: 'ok' as const }))
 
     app.get('/health/ready/', {
+      config: unlimited,
       schema: {
         tags: ['platform'],
         summary: 'Readiness: database, cache and search answer',
@@ -21,6 +27,7 @@ export function healthRoutes(health: HealthService, metrics: Metrics, metricsTok
     }, async () => orUnavailable(await health.readiness()))
 
     app.get('/health/', {
+      config: unlimited,
       schema: {
         tags: ['platform'],
         summary: 'Every dependency with its status and latency',
@@ -29,6 +36,7 @@ export function healthRoutes(health: HealthService, metrics: Metrics, metricsTok
     }, async () => orUnavailable(await health.details()))
 
     app.get('/metrics/', {
+      config: unlimited,
       schema: {
         tags: ['platform'],
         summary: 'Prometheus metrics (text format)',

@@ -25,9 +25,9 @@ const FASTIFY_CODES: Record<number, string> = {
   429: 'rate_limited',
 }
 
-export function registerErrorHandling(app: FastifyInstance): void {
+export function registerErrorHandling(app: FastifyInstance, options: { debug: boolean }): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
-    const problem = toProblem(error, request)
+    const problem = toProblem(error, request, options.debug)
     if (problem.status >= 500) request.log.error({ err: error }, 'request failed')
     else request.log.info({ code: problem.code, status: problem.status, detail: problem.detail }, 'request rejected')
     if (error instanceof AppError && error.headers) reply.headers(error.headers)
@@ -56,7 +56,8 @@ export function problemOf(request: FastifyRequest, status: number, code: string,
   }
 }
 
-export function toProblem(error: FastifyError | Error, request: FastifyRequest): Problem {
+/** `debug` (development only) puts an unexpected error's message in the 500's detail. */
+export function toProblem(error: FastifyError | Error, request: FastifyRequest, debug = false): Problem {
   if (error instanceof AppError) {
     return problemOf(request, error.status, error.code, error.message, {
       ...(error.errors ? { errors: error.errors } : {}),
@@ -76,7 +77,8 @@ export function toProblem(error: FastifyError | Error, request: FastifyRequest):
     const detail = isJsonError ? 'The body is not valid JSON.' : error.message
     return problemOf(request, status, code, detail)
   }
-  return problemOf(request, 500, 'internal_error', 'An unexpected error occurred. Quote the request id when reporting it.')
+  const detail = 'An unexpected error occurred. Quote the request id when reporting it.'
+  return problemOf(request, 500, 'internal_error', debug ? `${detail} (DEBUG: ${error.message})` : detail)
 }
 
 /** Ajv issues → { field: [messages] }, with DRF's `non_field_errors` for the body as a whole. */

@@ -3,7 +3,7 @@
  * password_reset, analytics, ...) that routes attach with `config: rateLimited(settings, 'auth')`.
  * Counters live in Redis when REDIS_URL is set, so every API process shares them.
  */
-import rateLimit from '@fastify/rate-limit'
+import rateLimit, { type RateLimitOptions } from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Settings } from '../../config/index.js'
 import type { Cache } from '../cache.js'
@@ -27,7 +27,7 @@ export async function registerRateLimit(app: FastifyInstance, settings: Settings
  * Route config for a named rule. `key` picks what is counted (default: the client IP), e.g. the
  * account being signed in to.
  */
-export function rateLimited(settings: Settings, name: string, key?: (request: FastifyRequest) => string) {
+export function rateLimited(settings: Settings, name: string, key?: (request: FastifyRequest) => string): { rateLimit?: RateLimitOptions } {
   const rule = settings.rateLimit.named[name]
   if (!rule) throw new Error(`Unknown rate limit "${name}"`)
   if (!settings.rateLimit.enabled) return {}

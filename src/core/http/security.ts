@@ -5,6 +5,8 @@ import type { FastifyInstance } from 'fastify'
 import type { Settings } from '../../config/index.js'
 import { problemOf, sendProblem } from './problem.js'
 
+const PROBE_PATH = /^\/(health|metrics)(\/|\?|$)/
+
 export async function registerSecurity(app: FastifyInstance, settings: Settings): Promise<void> {
   await app.register(helmet, {
     // JSON answers need no scripts or styles; the docs pages set their own policy.
@@ -26,8 +28,8 @@ export async function registerSecurity(app: FastifyInstance, settings: Settings)
   if (settings.http.enforceAllowedHosts && !settings.http.allowedHosts.includes('*')) {
     const isAllowed = hostMatcher(settings.http.allowedHosts)
     app.addHook('onRequest', async (request, reply) => {
-      // Probes reach a container by its IP address, so health checks are exempt.
-      if (request.url.startsWith('/health/')) return
+      // Probes and scrapers reach a container by its IP address, so health and metrics are exempt.
+      if (PROBE_PATH.test(request.url)) return
       if (!isAllowed(request.hostname)) {
         return sendProblem(reply, problemOf(request, 400, 'disallowed_host', `Invalid Host header "${request.hostname}": add it to ALLOWED_HOSTS.`))
       }

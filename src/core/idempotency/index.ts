@@ -97,8 +97,10 @@ function callerOf(request: FastifyRequest): string {
   return `ip:${request.ip}`
 }
 
+/** Method, path (with or without its trailing slash: the same route) and query, and the parsed body. */
 function requestHash(request: FastifyRequest): string {
-  return sha256(`${request.method} ${request.url}\n${JSON.stringify(request.body ?? null)}`)
+  const [path = '', query = ''] = request.url.split('?')
+  return sha256(`${request.method} ${path.replace(/\/+$/, '')}?${query}\n${JSON.stringify(request.body ?? null)}`)
 }
 
 function sha256(text: string): string {
