@@ -1,6 +1,6 @@
 /** Turns the parsed variables into Settings, with the checks that hold in every environment. */
-import { resolve } from 'node:path'
 import type { Env } from './env.js'
+import { fromProjectRoot } from './paths.js'
 import type { DatabaseSettings, EmailBackend, Environment, RateLimitRule, Settings } from './settings.js'
 
 const DJANGO_EMAIL_BACKENDS: Record<string, EmailBackend> = {
@@ -53,7 +53,7 @@ export function buildSettings(env: Env, environment: Environment): { settings: S
       level: need(LOG_LEVELS.has(env.LOG_LEVEL!) ? env.LOG_LEVEL! : null, `LOG_LEVEL: expected one of ${[...LOG_LEVELS].join(', ')}, got "${env.LOG_LEVEL}"`) ?? 'info',
       pretty: need(env.LOG_FORMAT === 'pretty' ? true : env.LOG_FORMAT === 'json' ? false : null, `LOG_FORMAT: expected json or pretty, got "${env.LOG_FORMAT}"`) ?? false,
     },
-    db: { ...database(env, problems), migrateOnStart: env.MIGRATE_ON_START!, seedDemoOnStart: env.SEED_DEMO_ON_START! },
+    db: { ...database(env, problems), migrateOnStart: env.MIGRATE_ON_START! || env.RUN_MIGRATIONS!, seedDemoOnStart: env.SEED_DEMO_ON_START! },
     cache: { redisUrl: redisUrl('REDIS_URL', env.REDIS_URL, problems), keyPrefix: env.CACHE_KEY_PREFIX! },
     queue: {
       brokerUrl: redisUrl('CELERY_BROKER_URL', env.CELERY_BROKER_URL, problems),
@@ -81,9 +81,9 @@ export function buildSettings(env: Env, environment: Environment): { settings: S
         endpoint: httpUrl('AWS_S3_ENDPOINT_URL', env.AWS_S3_ENDPOINT_URL, problems),
       },
       cdnDomain: env.CDN_DOMAIN ?? null,
-      mediaRoot: resolve(env.MEDIA_ROOT!),
+      mediaRoot: fromProjectRoot(env.MEDIA_ROOT!),
       mediaUrl: env.MEDIA_URL!,
-      staticRoot: resolve(env.STATIC_ROOT!),
+      staticRoot: fromProjectRoot(env.STATIC_ROOT!),
       staticUrl: env.STATIC_URL!,
     },
     email: {
@@ -95,7 +95,7 @@ export function buildSettings(env: Env, environment: Environment): { settings: S
       user: env.EMAIL_HOST_USER ?? null,
       password: env.EMAIL_HOST_PASSWORD ?? null,
       timeoutMs: env.EMAIL_TIMEOUT! * 1000,
-      filePath: resolve(env.EMAIL_FILE_PATH!),
+      filePath: fromProjectRoot(env.EMAIL_FILE_PATH!),
       from: env.DEFAULT_FROM_EMAIL!,
     },
     observability: {
@@ -161,7 +161,7 @@ function database(env: Env, problems: string[]): DatabaseSettings {
     return { kind: 'postgres', url: url.toString(), ...pool }
   }
   const dir = env.PGLITE_DATA_DIR!
-  return { kind: 'pglite', dataDir: dir === 'memory' ? null : resolve(dir) }
+  return { kind: 'pglite', dataDir: dir === 'memory' ? null : fromProjectRoot(dir) }
 }
 
 function emailBackend(name: string, problems: string[]): EmailBackend {
@@ -216,7 +216,8 @@ function redisUrl(name: string, text: string | undefined, problems: string[]): s
 function httpUrl(name: string, text: string | undefined, problems: string[]): string | null {
   if (!text) return null
   const url = parseUrl(text)
-  if (!url || !['http:', 'https:'].includes(url.protocol)) problems.push(`${name}: expected an http:// or https:// URL, got "${text}"`)
+  // The value is not repeated: a URL may carry credentials.
+  if (!url || !['http:', 'https:'].includes(url.protocol)) problems.push(`${name}: expected an http:// or https:// URL`)
   return text.replace(/\/+$/, '')
 }
 

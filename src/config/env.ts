@@ -58,8 +58,9 @@ export const EnvSchema = Type.Object({
   DB_PORT: int('database port', { default: 5432, maximum: 65535, ...db }),
   DB_POOL_MAX: int('connections per API process', { default: 10, minimum: 1, ...db }),
   DB_STATEMENT_TIMEOUT_MS: int('statement timeout for API queries (0 = none)', { default: 30_000, ...db }),
-  PGLITE_DATA_DIR: str('embedded PGlite directory when no database is configured ("memory" keeps nothing)', { default: '.data/pglite', ...db }),
+  PGLITE_DATA_DIR: str('embedded PGlite directory when no database is configured ("memory" keeps nothing); relative paths here and below start at the project root', { default: '.data/pglite', ...db }),
   MIGRATE_ON_START: bool('apply pending migrations when the server starts (development default)', { default: false, ...db }),
+  RUN_MIGRATIONS: bool("the original entrypoint's switch: true also applies migrations at start", { default: false, ...db }),
   SEED_DEMO_ON_START: bool('seed the demo catalog into an empty database at start (development default)', { default: false, ...db }),
 
   REDIS_URL: str('redis://[:password@]host:port/db for cache and rate limits; memory when unset', redis),
@@ -84,6 +85,7 @@ export const EnvSchema = Type.Object({
   MEDIA_URL: str('URL prefix of local media', { default: '/media/', ...integrations }),
   STATIC_ROOT: str('directory collectstatic writes to', { default: '.data/static', ...integrations }),
   STATIC_URL: str('URL prefix of static files', { default: '/static/', ...integrations }),
+  COLLECT_STATIC: bool("the original entrypoint's switch to run collectstatic before starting", { default: false, ...integrations }),
 
   EMAIL_BACKEND: str('console, smtp, file or memory (Django dotted names accepted); smtp in production, console otherwise', email),
   EMAIL_HOST: str('SMTP host', { default: 'localhost', ...email }),
@@ -106,6 +108,7 @@ export const EnvSchema = Type.Object({
   VAULT_ADDR: str('Vault address', vault),
   VAULT_ROLE_ID: str('AppRole role id', vault),
   VAULT_SECRET_ID: str('AppRole secret id', vault),
+  VAULT_TOKEN: str('accepted for compatibility and not needed: the service logs in with AppRole', vault),
   VAULT_KV_MOUNT: str('KV v2 mount', { default: 'secret', ...vault }),
   VAULT_SECRET_PATH: str('KV v2 path whose keys become environment variables', { default: 'django-backend', ...vault }),
 

@@ -4,13 +4,13 @@
  * throws one ConfigError that lists every problem.
  */
 import { existsSync, readFileSync } from 'node:fs'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { parse as parseDotEnv } from 'dotenv'
 import { buildSettings } from './base.js'
 import { development } from './development.js'
 import { e2e } from './e2e.js'
 import { parseEnv } from './env.js'
+import { projectRoot } from './paths.js'
 import { production } from './production.js'
 import type { EnvironmentProfile } from './profiles.js'
 import { environments, type DeepPartial, type Environment, type Settings } from './settings.js'
@@ -19,12 +19,11 @@ import { test } from './test.js'
 
 export type { Settings, Environment } from './settings.js'
 export { environments } from './settings.js'
+export { projectRoot } from './paths.js'
 
 const profiles: Record<Environment, EnvironmentProfile> = { development, staging, production, test, e2e }
 
 const ALIASES: Record<string, Environment> = { dev: 'development', prod: 'production', tests: 'test', e2e_test: 'e2e' }
-
-export const projectRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 
 export class ConfigError extends Error {
   constructor(

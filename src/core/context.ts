@@ -52,7 +52,14 @@ function makeCtx(options: CtxOptions, commitHooks: Array<() => void> | null): Ct
       if (commitHooks) return fn(ctx)
       const hooks: Array<() => void> = []
       const result = await options.db.transaction((trx) => fn(makeCtx({ ...options, db: trx as unknown as Db }, hooks)))
-      for (const hook of hooks) hook()
+      // The change is committed: a failing hook is logged, never turned into the caller's error.
+      for (const hook of hooks) {
+        try {
+          hook()
+        } catch (err) {
+          options.log.error({ err }, 'after-commit hook failed')
+        }
+      }
       return result
     },
     afterCommit(fn) {
