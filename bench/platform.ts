@@ -14,6 +14,7 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
+import pg from 'pg'
 
 const DURATION = Number(process.env.BENCH_SECONDS ?? 10)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50)
@@ -23,9 +24,20 @@ interface Setup {
   env: Record<string, string>
 }
 
+// On PostgreSQL the benchmark migrates a database of its own, dropped at the end.
+const server = process.env.DATABASE_URL ?? null
+const database = `bench_platform_${Date.now()}`
+const admin = async (statement: string) => {
+  const client = new pg.Client({ connectionString: server! })
+  await client.connect()
+  await client.query(statement).finally(() => client.end())
+}
+
 const setups: Setup[] = [{ name: 'pglite+memory', env: {} }]
-if (process.env.DATABASE_URL && process.env.REDIS_URL) {
-  setups.push({ name: 'postgres+redis', env: { DATABASE_URL: process.env.DATABASE_URL, REDIS_URL: process.env.REDIS_URL } })
+if (server && process.env.REDIS_URL) {
+  await admin(`CREATE DATABASE "${database}"`)
+  const url = Object.assign(new URL(server), { pathname: `/${database}` }).toString()
+  setups.push({ name: 'postgres+redis', env: { DATABASE_URL: url, REDIS_URL: process.env.REDIS_URL } })
 }
 const targets = ['/health/live/', '/health/ready/', '/api/nothing/']
 
@@ -90,6 +102,8 @@ for (const setup of setups) {
     await rm(dir, { recursive: true, force: true })
   }
 }
+
+if (setups.length > 1) await admin(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`)
 
 process.stdout.write(
   [`${CONNECTIONS} connections, ${DURATION} s per target`, '| setup | path | req/s | p50 ms | p99 ms | non-2xx | RSS MiB |', '| --- | --- | --- | --- | --- | --- | --- |', ...rows, ''].join('\n'),

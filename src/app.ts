@@ -11,6 +11,7 @@ import { registerRateLimit } from './core/http/rate-limit.js'
 import { registerRequestHooks } from './core/http/request-hooks.js'
 import { requestIdOf } from './core/http/request-id.js'
 import { ProblemSchema } from './core/http/schemas.js'
+import { registerValidation } from './core/http/validation.js'
 import { registerSecurity } from './core/http/security.js'
 import { registerIdempotency } from './core/idempotency/index.js'
 import { createPlatform, type Platform, type PlatformOverrides } from './core/platform.js'
@@ -36,7 +37,6 @@ export async function buildApp(settings: Settings, overrides: PlatformOverrides 
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, maxParamLength: 200 },
-    ajv: { customOptions: { allErrors: true, coerceTypes: 'array', removeAdditional: true, useDefaults: true } },
   })
 
   app.decorate('platform', platform)
@@ -52,6 +52,7 @@ export async function buildApp(settings: Settings, overrides: PlatformOverrides 
   })
   app.addSchema(ProblemSchema)
 
+  registerValidation(app)
   registerErrorHandling(app, { debug: settings.debug })
   registerRequestHooks(app, platform)
   await registerSecurity(app, settings)

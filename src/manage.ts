@@ -2,14 +2,51 @@
  * Management commands, as `npm run manage -- <command>` (the counterpart of `python manage.py`).
  *   migrate   apply pending database migrations
  *   check     validate the configuration and exit
+ *   service_token --service NAME [--ttl SECONDS] [--audience AUD]   print a service token
+ *   createsuperuser --email E --password P   (or DJANGO_SUPERUSER_EMAIL / DJANGO_SUPERUSER_PASSWORD)
  */
+import { parseArgs } from 'node:util'
 import { ConfigError, loadProcessSettings, type Settings } from './config/index.js'
+import { serviceNames } from './config/settings.js'
+import { createAccountsService } from './apps/accounts/service.js'
+import { createUserTokens } from './core/auth.js'
+import { createCtx } from './core/context.js'
 import { createDatabase } from './core/db/index.js'
+import { AppError } from './core/errors.js'
 import { createLogger } from './core/logging.js'
+import { createServiceTokenManager, isServiceName } from './core/service-auth/index.js'
 
-type Command = { summary: string; run: (settings: Settings, args: string[]) => Promise<void> }
+/** run resolves to the exit code, or nothing for 0. */
+type Command = { summary: string; run: (settings: Settings, args: string[]) => Promise<number | void> }
 
 const commands: Record<string, Command> = {
+  createsuperuser: {
+    summary: 'create an admin: --email E --password P (or DJANGO_SUPERUSER_EMAIL/_PASSWORD)',
+    async run(settings, args) {
+      let values: { email?: string; password?: string }
+      try {
+        values = parseArgs({ args, options: { email: { type: 'string' }, password: { type: 'string' } } }).values
+      } catch (err) {
+        return usageError(err instanceof Error ? err.message : String(err))
+      }
+      const email = values.email ?? settings.auth.superuser.email
+      const password = values.password ?? settings.auth.superuser.password
+      if (!email || !password) return usageError('Give --email and --password, or set DJANGO_SUPERUSER_EMAIL and DJANGO_SUPERUSER_PASSWORD.')
+      const log = createLogger(settings)
+      const database = await createDatabase(settings, log)
+      try {
+        const accounts = createAccountsService({ settings, tokens: createUserTokens(settings.auth) })
+        const ctx = createCtx({ db: database.db, log, requestId: 'manage' })
+        const result = await accounts.createSuperuser(ctx, { email, password })
+        out(result.created ? `Superuser ${result.user.email} created.` : `A user with the email ${result.user.email} already exists; nothing changed.`)
+      } catch (err) {
+        if (err instanceof AppError) return usageError(`${err.message}${err.errors ? ` ${Object.values(err.errors).flat().join(' ')}` : ''}`)
+        throw err
+      } finally {
+        await database.close()
+      }
+    },
+  },
   migrate: {
     summary: 'apply pending database migrations',
     async run(settings) {
@@ -29,6 +66,29 @@ const commands: Record<string, Command> = {
       out(`Configuration for ${settings.environment} is valid (database: ${settings.db.kind}, cache: ${settings.cache.redisUrl ? 'redis' : 'memory'}).`)
     },
   },
+  service_token: {
+    summary: 'print a service token: --service NAME [--ttl SECONDS] [--audience AUD]',
+    async run(settings, args) {
+      let values: { service?: string; ttl?: string; audience?: string }
+      try {
+        values = parseArgs({ args, options: { service: { type: 'string' }, ttl: { type: 'string' }, audience: { type: 'string' } } }).values
+      } catch (err) {
+        return usageError(err instanceof Error ? err.message : String(err))
+      }
+      if (!isServiceName(values.service)) {
+        return usageError(`${values.service === undefined ? '--service is required' : `Unknown service "${values.service}"`}: expected one of ${serviceNames.join(', ')}.`)
+      }
+      const ttl = values.ttl === undefined ? undefined : Number(values.ttl)
+      if (ttl !== undefined && (!Number.isInteger(ttl) || ttl < 1)) return usageError(`--ttl must be a positive whole number of seconds, got "${values.ttl}".`)
+      const tokens = createServiceTokenManager(settings.serviceAuth)
+      out(await tokens.issue(values.service, { ...(ttl ? { ttlSeconds: ttl } : {}), ...(values.audience ? { audience: values.audience } : {}) }))
+    },
+  },
+}
+
+function usageError(message: string): number {
+  process.stderr.write(`${message}\n`)
+  return 2
 }
 
 function out(line: string): void {
@@ -36,7 +96,7 @@ function out(line: string): void {
 }
 
 function usage(): string {
-  return ['Usage: npm run manage -- <command>', '', ...Object.entries(commands).map(([name, command]) => `  ${name.padEnd(12)}${command.summary}`)].join('\n')
+  return ['Usage: npm run manage -- <command>', '', ...Object.entries(commands).map(([name, command]) => `  ${name.padEnd(16)}${command.summary}`)].join('\n')
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -52,8 +112,7 @@ async function main(argv: string[]): Promise<number> {
   }
   // Commands run with the selected environment's settings, minus start-up side effects.
   const settings = loadProcessSettings({ db: { migrateOnStart: false, seedDemoOnStart: false } })
-  await command.run(settings, args)
-  return 0
+  return (await command.run(settings, args)) ?? 0
 }
 
 main(process.argv.slice(2)).then(

@@ -1,7 +1,19 @@
 /** Turns the parsed variables into Settings, with the checks that hold in every environment. */
 import type { Env } from './env.js'
 import { fromProjectRoot } from './paths.js'
-import type { DatabaseSettings, EmailBackend, Environment, RateLimitRule, Settings } from './settings.js'
+import { createHash, createPrivateKey, createPublicKey } from 'node:crypto'
+import {
+  serviceAuthAlgorithms,
+  serviceNames,
+  type DatabaseSettings,
+  type EmailBackend,
+  type Environment,
+  type RateLimitRule,
+  type ServiceAuthAlgorithm,
+  type ServiceKey,
+  type ServiceName,
+  type Settings,
+} from './settings.js'
 
 const DJANGO_EMAIL_BACKENDS: Record<string, EmailBackend> = {
   'django.core.mail.backends.console.EmailBackend': 'console',
@@ -45,7 +57,9 @@ export function buildSettings(env: Env, environment: Environment): { settings: S
       global: rateRule('RATE_LIMIT_GLOBAL', env.RATE_LIMIT_GLOBAL!, problems),
       named: {
         auth: rateRule('RATE_LIMIT_AUTH', env.RATE_LIMIT_AUTH!, problems),
+        auth_account: rateRule('RATE_LIMIT_AUTH_ACCOUNT', env.RATE_LIMIT_AUTH_ACCOUNT!, problems),
         password_reset: rateRule('RATE_LIMIT_PASSWORD_RESET', env.RATE_LIMIT_PASSWORD_RESET!, problems),
+        password_reset_account: rateRule('RATE_LIMIT_PASSWORD_RESET_ACCOUNT', env.RATE_LIMIT_PASSWORD_RESET_ACCOUNT!, problems),
         analytics: rateRule('RATE_LIMIT_ANALYTICS', env.RATE_LIMIT_ANALYTICS!, problems),
       },
     },
@@ -111,12 +125,20 @@ export function buildSettings(env: Env, environment: Environment): { settings: S
       kvMount: env.VAULT_KV_MOUNT!,
       secretPath: env.VAULT_SECRET_PATH!,
     },
-    serviceAuth: {
-      secrets: {
-        'django-backend': env.SERVICE_AUTH_SECRET_DJANGO_BACKEND ?? null,
-        'api-gateway': env.SERVICE_AUTH_SECRET_API_GATEWAY ?? null,
-        'celery-worker': env.SERVICE_AUTH_SECRET_CELERY_WORKER ?? null,
-      },
+    serviceAuth: serviceAuth(env, problems),
+    auth: {
+      accessTtlSeconds: env.ACCESS_TOKEN_LIFETIME_MINUTES! * 60,
+      refreshTtlSeconds: env.REFRESH_TOKEN_LIFETIME_DAYS! * 86_400,
+      signingKey: userTokenKey(env, problems),
+      issuer: env.JWT_ISSUER!,
+      audience: env.JWT_AUDIENCE!,
+      passwordMinLength: env.PASSWORD_MIN_LENGTH!,
+      verifyEmailTtlMs: env.EMAIL_VERIFICATION_TOKEN_HOURS! * 3_600_000,
+      passwordResetTtlMs: env.PASSWORD_RESET_TOKEN_MINUTES! * 60_000,
+      requireStaffMfa: env.REQUIRE_STAFF_MFA!,
+      frontendUrl: (httpUrl('FRONTEND_URL', env.FRONTEND_URL, problems) ?? 'http://localhost:3000'),
+      shopName: env.SHOP_NAME!,
+      superuser: { email: env.DJANGO_SUPERUSER_EMAIL ?? null, password: env.DJANGO_SUPERUSER_PASSWORD ?? null },
     },
     cors: {
       allowAll: env.CORS_ALLOW_ALL_ORIGINS!,
@@ -228,4 +250,73 @@ function origins(name: string, text: string | undefined, problems: string[]): st
     if (!url || !['http:', 'https:'].includes(url.protocol)) problems.push(`${name}: "${origin}" is not an origin like https://shop.example.com`)
   }
   return values.map((origin) => origin.replace(/\/+$/, ''))
+}
+
+/** Users' tokens: a dedicated key, or one derived from SECRET_KEY (so rotating SECRET_KEY signs everyone out). */
+function userTokenKey(env: Env, problems: string[]): string {
+  if (env.JWT_SIGNING_KEY) {
+    if (env.JWT_SIGNING_KEY.length < 32) problems.push('JWT_SIGNING_KEY is weak: it needs at least 32 characters')
+    return env.JWT_SIGNING_KEY
+  }
+  return createHash('sha256').update(`user-tokens:${env.SECRET_KEY ?? ''}`).digest('base64url')
+}
+
+function serviceAuth(env: Env, problems: string[]): Settings['serviceAuth'] {
+  let algorithm = env.SERVICE_AUTH_ALGORITHM as ServiceAuthAlgorithm
+  if (!serviceAuthAlgorithms.includes(algorithm)) {
+    problems.push(`SERVICE_AUTH_ALGORITHM: expected one of ${serviceAuthAlgorithms.join(', ')}, got "${env.SERVICE_AUTH_ALGORITHM}"`)
+    algorithm = 'HS256'
+  }
+  const secrets: Record<ServiceName, string | null> = {
+    'django-backend': env.SERVICE_AUTH_SECRET_DJANGO_BACKEND ?? null,
+    'api-gateway': env.SERVICE_AUTH_SECRET_API_GATEWAY ?? null,
+    'celery-worker': env.SERVICE_AUTH_SECRET_CELERY_WORKER ?? null,
+  }
+  const keys = algorithm === 'HS256' ? [] : serviceKeys(env.SERVICE_AUTH_KEYS, problems)
+  if (algorithm !== 'HS256' && keys.length === 0 && !problems.some((p) => p.startsWith('SERVICE_AUTH_KEYS'))) {
+    problems.push(`SERVICE_AUTH_KEYS is missing: ${algorithm} needs the services' keys`)
+  }
+  return { algorithm, secrets, keys, tokenTtlSeconds: env.SERVICE_TOKEN_LIFETIME_SECONDS! }
+}
+
+function serviceKeys(text: string | undefined, problems: string[]): ServiceKey[] {
+  if (!text) return []
+  let entries: unknown
+  try {
+    entries = JSON.parse(text)
+  } catch {
+    problems.push('SERVICE_AUTH_KEYS: expected a JSON array of {kid, service, public_key, private_key?}')
+    return []
+  }
+  if (!Array.isArray(entries)) {
+    problems.push('SERVICE_AUTH_KEYS: expected a JSON array of {kid, service, public_key, private_key?}')
+    return []
+  }
+  const keys: ServiceKey[] = []
+  entries.forEach((entry: Record<string, unknown> | null, i) => {
+    const problem = serviceKeyProblem(entry, keys)
+    if (problem) problems.push(`SERVICE_AUTH_KEYS[${i}]: ${problem}`)
+    else keys.push({ kid: String(entry!.kid), service: entry!.service as ServiceName, publicKey: String(entry!.public_key), privateKey: entry!.private_key ? String(entry!.private_key) : null })
+  })
+  return keys
+}
+
+/** What is wrong with one SERVICE_AUTH_KEYS entry, or null. Keys are parsed so a bad one stops the start, not the first request. */
+function serviceKeyProblem(entry: Record<string, unknown> | null, earlier: ServiceKey[]): string | null {
+  const { kid, service, public_key, private_key } = entry ?? {}
+  if (typeof kid !== 'string' || kid === '') return 'kid is missing'
+  if (!serviceNames.includes(service as ServiceName)) return `service must be one of ${serviceNames.join(', ')}`
+  if (earlier.some((key) => key.kid === kid)) return `kid "${kid}" is used twice`
+  try {
+    createPublicKey(String(public_key))
+  } catch {
+    return 'public_key is not a PEM public key'
+  }
+  if (private_key === undefined || private_key === null) return null
+  try {
+    createPrivateKey(String(private_key))
+  } catch {
+    return 'private_key is not a PEM private key'
+  }
+  return null
 }

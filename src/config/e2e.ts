@@ -8,6 +8,8 @@ export const e2e: EnvironmentProfile = {
     MIGRATE_ON_START: true,
     RATE_LIMIT_GLOBAL: '100000/minute',
     RATE_LIMIT_AUTH: '1000/minute',
+    RATE_LIMIT_AUTH_ACCOUNT: '1000/minute',
     RATE_LIMIT_PASSWORD_RESET: '1000/minute',
+    RATE_LIMIT_PASSWORD_RESET_ACCOUNT: '1000/minute',
   },
 }

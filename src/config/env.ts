@@ -22,6 +22,7 @@ const email = { group: 'Email' }
 const observability = { group: 'Observability' }
 const vault = { group: 'Vault' }
 const security = { group: 'Security' }
+const accounts = { group: 'Accounts' }
 
 export const EnvSchema = Type.Object({
   ENVIRONMENT: str('development, staging, production, test or e2e (aliases: dev, prod, tests, e2e_test)', general),
@@ -45,8 +46,10 @@ export const EnvSchema = Type.Object({
   IDEMPOTENCY_TTL_HOURS: int('how long an Idempotency-Key and its response are kept', { default: 24, minimum: 1, ...http }),
   RATE_LIMIT_ENABLED: bool('apply rate limits', { default: true, ...http }),
   RATE_LIMIT_GLOBAL: str('per-IP limit on every route, "<count>/<second|minute|hour|day>"', { default: '600/minute', ...http }),
-  RATE_LIMIT_AUTH: str('per-IP limit on sign-in routes', { default: '10/minute', ...http }),
-  RATE_LIMIT_PASSWORD_RESET: str('per-IP limit on password reset', { default: '5/hour', ...http }),
+  RATE_LIMIT_AUTH: str('per-IP limit on each sign-in, registration and token route', { default: '30/minute', ...http }),
+  RATE_LIMIT_AUTH_ACCOUNT: str('per-account limit on sign-in attempts (brute force)', { default: '10/minute', ...http }),
+  RATE_LIMIT_PASSWORD_RESET: str('per-IP limit on password reset requests', { default: '10/hour', ...http }),
+  RATE_LIMIT_PASSWORD_RESET_ACCOUNT: str('per-account limit on password reset requests', { default: '3/hour', ...http }),
   RATE_LIMIT_ANALYTICS: str('per-IP limit on analytics ingestion', { default: '300/minute', ...http }),
 
   DATABASE_URL: str('postgres://user:password@host:port/name; wins over DB_*', db),
@@ -115,9 +118,26 @@ export const EnvSchema = Type.Object({
   SERVICE_AUTH_SECRET_DJANGO_BACKEND: str('HS256 secret of this service (32+ characters)', security),
   SERVICE_AUTH_SECRET_API_GATEWAY: str('HS256 secret of the API gateway (32+ characters)', security),
   SERVICE_AUTH_SECRET_CELERY_WORKER: str('HS256 secret of the task workers (32+ characters)', security),
+  SERVICE_AUTH_ALGORITHM: str('HS256 (the per-service secrets) or RS256, ES256, EdDSA (the keys of SERVICE_AUTH_KEYS)', { default: 'HS256', ...security }),
+  SERVICE_AUTH_KEYS: str('asymmetric service keys, a JSON array of {kid, service, public_key, private_key?} (PEM); the first key of a service with a private key signs', security),
+  SERVICE_TOKEN_LIFETIME_SECONDS: int('lifetime of the service tokens this service issues', { default: 300, minimum: 10, ...security }),
   CORS_ALLOWED_ORIGINS: str('comma-separated origins allowed by CORS', security),
   CORS_ALLOW_ALL_ORIGINS: bool('allow any origin (development default)', { default: false, ...security }),
   CSRF_TRUSTED_ORIGINS: str('comma-separated origins; accepted for compatibility (the API authenticates with bearer tokens, not cookies)', security),
+
+  ACCESS_TOKEN_LIFETIME_MINUTES: int('lifetime of users\' access tokens', { default: 15, minimum: 1, ...accounts }),
+  REFRESH_TOKEN_LIFETIME_DAYS: int('lifetime of refresh tokens (each use rotates them)', { default: 14, minimum: 1, ...accounts }),
+  JWT_SIGNING_KEY: str('HS256 key for users\' tokens (32+ characters); derived from SECRET_KEY when unset', accounts),
+  JWT_ISSUER: str('iss of users\' tokens', { default: 'shop-backend', ...accounts }),
+  JWT_AUDIENCE: str('aud of users\' tokens', { default: 'shop-api', ...accounts }),
+  PASSWORD_MIN_LENGTH: int('shortest password accepted', { default: 10, minimum: 8, ...accounts }),
+  EMAIL_VERIFICATION_TOKEN_HOURS: int('how long an email verification link works', { default: 48, minimum: 1, ...accounts }),
+  PASSWORD_RESET_TOKEN_MINUTES: int('how long a password reset link works', { default: 60, minimum: 5, ...accounts }),
+  REQUIRE_STAFF_MFA: bool('staff and admin routes need a session signed in with two-factor authentication', { default: false, ...accounts }),
+  FRONTEND_URL: str('base URL of the shop front end, for links in emails', { default: 'http://localhost:3000', ...accounts }),
+  SHOP_NAME: str('shop name in emails and authenticator apps', { default: 'Shop', ...accounts }),
+  DJANGO_SUPERUSER_EMAIL: str('email for `manage createsuperuser` without arguments', accounts),
+  DJANGO_SUPERUSER_PASSWORD: str('password for `manage createsuperuser` without arguments', accounts),
 })
 
 export type Env = Static<typeof EnvSchema>

@@ -80,9 +80,42 @@ export interface Settings {
   }
   vault: { enabled: boolean; addr: string | null; roleId: string | null; secretId: string | null; kvMount: string; secretPath: string }
   serviceAuth: {
-    secrets: { 'django-backend': string | null; 'api-gateway': string | null; 'celery-worker': string | null }
+    algorithm: ServiceAuthAlgorithm
+    secrets: Record<ServiceName, string | null>
+    /** Asymmetric keys (empty with HS256). */
+    keys: ServiceKey[]
+    tokenTtlSeconds: number
+  }
+  auth: {
+    accessTtlSeconds: number
+    refreshTtlSeconds: number
+    /** HS256 key of users' tokens. */
+    signingKey: string
+    issuer: string
+    audience: string
+    passwordMinLength: number
+    verifyEmailTtlMs: number
+    passwordResetTtlMs: number
+    requireStaffMfa: boolean
+    frontendUrl: string
+    shopName: string
+    superuser: { email: string | null; password: string | null }
   }
   cors: { allowAll: boolean; allowedOrigins: string[]; csrfTrustedOrigins: string[] }
+}
+
+export const serviceNames = ['django-backend', 'api-gateway', 'celery-worker'] as const
+export type ServiceName = (typeof serviceNames)[number]
+export const serviceAuthAlgorithms = ['HS256', 'RS256', 'ES256', 'EdDSA'] as const
+export type ServiceAuthAlgorithm = (typeof serviceAuthAlgorithms)[number]
+
+export interface ServiceKey {
+  kid: string
+  service: ServiceName
+  /** PEM (SPKI). */
+  publicKey: string
+  /** PEM (PKCS#8), for keys this service signs with. */
+  privateKey: string | null
 }
 
 export type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : DeepPartial<T[K]>) : T[K] }

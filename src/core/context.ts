@@ -7,10 +7,15 @@ import type { Db } from './db/index.js'
 import { insertEvent, type DomainEvents, type EventName } from './events/index.js'
 import type { Logger } from './logging.js'
 
+export type Role = 'customer' | 'staff' | 'admin'
+
 export interface Actor {
   kind: 'user' | 'service'
+  /** User id, or the service name. */
   id: string
-  role?: string
+  role?: Role
+  /** The session was signed in with a second factor. */
+  mfa?: boolean
 }
 
 export interface Ctx {

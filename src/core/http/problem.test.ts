@@ -14,6 +14,10 @@ beforeAll(async () => {
           body: Type.Object({ email: Type.String({ format: 'email' }), quantity: Type.Integer({ minimum: 1 }) }),
         },
       }, async (request) => request.body)
+      app.get('/test/sum/', { schema: { querystring: Type.Object({ a: Type.Integer(), b: Type.Integer() }) } }, async (request) => {
+        const { a, b } = request.query as { a: number; b: number }
+        return { sum: a + b }
+      })
       app.get('/test/boom/', async () => {
         throw new Error('database password is hunter2')
       })
@@ -57,6 +61,19 @@ describe('problem details', () => {
   it('names a missing field as required', async () => {
     const res = await t.request({ method: 'POST', url: '/test/echo/', payload: { email: 'a@example.com' } })
     expect(expectProblem(res, 422, 'validation_error').errors).toEqual({ quantity: ['This field is required.'] })
+  })
+
+  it('validates JSON bodies strictly: a number sent as text is a 422, not converted', async () => {
+    for (const quantity of ['5', null, [5], true]) {
+      const res = await t.request({ method: 'POST', url: '/test/echo/', payload: { email: 'a@example.com', quantity } })
+      expect(expectProblem(res, 422, 'validation_error').errors).toHaveProperty('quantity')
+    }
+  })
+
+  it('converts query string values to the types their schema names', async () => {
+    const res = await t.request({ method: 'GET', url: '/test/sum/?a=2&b=40' })
+    expect(res.json()).toEqual({ sum: 42 })
+    expectProblem(await t.request({ method: 'GET', url: '/test/sum/?a=2&b=x' }), 422, 'validation_error')
   })
 
   it('answers 413 for a body over the limit', async () => {

@@ -19,7 +19,8 @@ export type Problem = Static<typeof ProblemSchema>
 /** Reference to the shared Problem schema, for route `response` maps. */
 export const Problem = Type.Unsafe<Problem>(Type.Ref('Problem'))
 
-export const Uuid = Type.String({ format: 'uuid' })
+/** A plain UUID (the `uuid` format alone also admits a `urn:uuid:` prefix, which PostgreSQL refuses). */
+export const Uuid = Type.String({ format: 'uuid', pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' })
 
 export function Page<T extends TSchema>(item: T) {
   return Type.Object({
