@@ -33,10 +33,12 @@ export interface AccessClaims {
 
 /** Signs and verifies users' tokens. */
 export function createUserTokens(settings: Settings['auth']) {
-  const key = new TextEncoder().encode(settings.signingKey)
+  // Imported once: jose verifies with WebCrypto, and a raw secret would be imported on every call
+  // (about a third of the verification time).
+  const key = crypto.subtle.importKey('raw', new TextEncoder().encode(settings.signingKey), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify'])
   const audienceOf = (typ: AccessClaims['typ']) => (typ === 'access' ? settings.audience : `${settings.audience}:mfa`)
 
-  const sign = (claims: AccessClaims, ttlSeconds: number) =>
+  const sign = async (claims: AccessClaims, ttlSeconds: number) =>
     new SignJWT({ role: claims.role, mfa: claims.mfa, typ: claims.typ, ver: claims.ver })
       .setProtectedHeader({ alg: ALGORITHM, typ: 'JWT' })
       .setSubject(claims.sub)
@@ -45,11 +47,11 @@ export function createUserTokens(settings: Settings['auth']) {
       .setIssuedAt()
       .setJti(randomUUID())
       .setExpirationTime(Math.floor(Date.now() / 1000) + ttlSeconds)
-      .sign(key)
+      .sign(await key)
 
   const verify = async (token: string, typ: AccessClaims['typ']): Promise<AccessClaims> => {
     try {
-      const { payload } = await jwtVerify(token, key, {
+      const { payload } = await jwtVerify(token, await key, {
         algorithms: [ALGORITHM],
         issuer: settings.issuer,
         audience: audienceOf(typ),
