@@ -3,7 +3,7 @@
  * PGlite (persisted under ./.data/, or in memory) when not. Both speak the same SQL and run the
  * same migrations.
  */
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { PGlite } from '@electric-sql/pglite'
 import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm'
@@ -89,7 +89,11 @@ function createPostgres(config: Extract<Settings['db'], { kind: 'postgres' }>, l
 /** PGlite from a data directory (null: in memory) or an existing instance (tests load templates). */
 export async function createPglite(dataDir: string | null, existing?: PGlite): Promise<Database> {
   if (dataDir) mkdirSync(dataDir, { recursive: true })
-  const client = existing ?? (await PGlite.create(dataDir ?? undefined, { extensions: { pg_trgm } }))
+  const unlock = dataDir ? lockDataDir(dataDir) : () => undefined
+  const client = existing ?? (await PGlite.create(dataDir ?? undefined, { extensions: { pg_trgm } }).catch((err: unknown) => {
+    unlock()
+    throw err
+  }))
   const db = drizzlePglite(client) as unknown as Db
   return {
     kind: 'pglite',
@@ -104,7 +108,43 @@ export async function createPglite(dataDir: string | null, existing?: PGlite): P
     },
     // PGlite is one connection inside this process.
     poolStats: () => ({ total: 1, idle: 1, waiting: 0, max: 1 }),
-    close: () => client.close(),
+    async close() {
+      await client.close()
+      unlock()
+    },
+  }
+}
+
+/**
+ * PGlite is one process's database: a second process opening the same directory (a manage
+ * command while the server runs) would corrupt it. A lock file with the owner's pid prevents that;
+ * one left by a process that died is taken over.
+ */
+function lockDataDir(dataDir: string): () => void {
+  const lockFile = `${dataDir.replace(/\/+$/, '')}.lock`
+  for (let attempt = 0; attempt < 2; attempt += 1) {
+    try {
+      writeFileSync(lockFile, String(process.pid), { flag: 'wx' })
+      return () => rmSync(lockFile, { force: true })
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+      const owner = Number(readFileSync(lockFile, 'utf8'))
+      if (isAlive(owner)) {
+        throw new Error(`The embedded database in ${dataDir} is in use by process ${owner} (a running server?). Stop it first, or use PostgreSQL (DATABASE_URL).`)
+      }
+      rmSync(lockFile, { force: true })
+    }
+  }
+  throw new Error(`Could not lock the embedded database in ${dataDir}`)
+}
+
+function isAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
   }
 }
 
