@@ -12,6 +12,7 @@ import { factories, type MadeUser } from '../../../test/factories.js'
 import { createTestApp, usesPostgres, type TestApp } from '../../../test/harness.js'
 import { outboxEvents } from '../../core/events/tables.js'
 import { users } from './tables.js'
+import { expectProblem } from '../../../test/problems.js'
 
 let t: TestApp
 let f: ReturnType<typeof factories>
@@ -21,11 +22,6 @@ beforeAll(async () => {
 })
 afterAll(() => t.close())
 
-interface Res {
-  statusCode: number
-  headers: Record<string, unknown>
-  json(): unknown
-}
 
 interface ListBody {
   count: number | null
@@ -34,13 +30,6 @@ interface ListBody {
   results: Array<{ id: string; email: string; first_name: string; last_name: string; role: string; is_active: boolean }>
 }
 
-const expectProblem = (res: Res, status: number, code?: string) => {
-  expect(res.statusCode, JSON.stringify(res.json())).toBe(status)
-  expect(res.headers['content-type']).toMatch(/^application\/problem\+json/)
-  const body = res.json() as { code: string; errors?: Record<string, string[]> }
-  if (code) expect(body.code).toBe(code)
-  return body
-}
 
 const marker = () => `m${randomBytes(5).toString('hex')}`
 const db = () => t.app.platform.database.db

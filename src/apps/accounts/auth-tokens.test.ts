@@ -9,12 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { factories, type MadeUser } from '../../../test/factories.js'
 import { createTestApp, usesPostgres, type TestApp } from '../../../test/harness.js'
 import { rowsOf } from '../../core/db/index.js'
+import { expectProblem } from '../../../test/problems.js'
 
-interface Response {
-  statusCode: number
-  headers: Record<string, unknown>
-  json<T = unknown>(): T
-}
 interface Session {
   access: string
   refresh: string
@@ -34,13 +30,6 @@ const refresh = (token: string) => post('/api/auth/refresh/', { refresh: token }
 const execute = (query: ReturnType<typeof sql>) => t.app.platform.database.db.execute(query)
 const countOf = async (query: ReturnType<typeof sql>) => rowsOf<{ n: number }>(await execute(query))[0]!.n
 
-function expectProblem(res: Response, status: number, code?: string): void {
-  expect(res.statusCode).toBe(status)
-  expect(res.headers['content-type']).toMatch(/^application\/problem\+json/)
-  const body = res.json<{ status: number; code: string }>()
-  expect(body.status).toBe(status)
-  if (code) expect(body.code).toBe(code)
-}
 
 async function signIn(user: MadeUser): Promise<Session> {
   const res = await post('/api/auth/login/', { email: user.email, password: user.password })

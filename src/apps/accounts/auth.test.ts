@@ -9,20 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { factories, type MadeUser } from '../../../test/factories.js'
 import { createTestApp, type TestApp } from '../../../test/harness.js'
 import { users } from './tables.js'
+import { expectProblem, type ProblemBody as Problem } from '../../../test/problems.js'
 
-interface Response {
-  statusCode: number
-  headers: Record<string, unknown>
-  json<T = unknown>(): T
-}
-interface Problem {
-  status: number
-  code: string
-  detail: string
-  instance: string
-  request_id: string
-  errors?: Record<string, string[]>
-}
 
 let t: TestApp
 let make: ReturnType<typeof factories>
@@ -36,14 +24,6 @@ const post = (url: string, payload: object, headers: Record<string, string> = {}
 const newEmail = (prefix = 'shopper') => `${prefix}-${randomUUID()}@example.com`
 const STRONG = 'correct horse battery staple'
 
-function expectProblem(res: Response, status: number, code?: string): Problem {
-  expect(res.statusCode).toBe(status)
-  expect(res.headers['content-type']).toMatch(/^application\/problem\+json/)
-  const body = res.json<Problem>()
-  expect(body.status).toBe(status)
-  if (code) expect(body.code).toBe(code)
-  return body
-}
 
 /** Runs the outbox and the tasks; the event task enqueues the email task, hence two rounds. */
 async function settle(): Promise<void> {

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { factories, type MadeUser } from '../../../test/factories.js'
 import { createTestApp, type TestApp } from '../../../test/harness.js'
 import { users } from './tables.js'
+import { expectProblem } from '../../../test/problems.js'
 
 const SHOP_NAME = 'Test Shop & Co'
 
@@ -21,19 +22,7 @@ beforeAll(async () => {
 })
 afterAll(() => t.close())
 
-interface Res {
-  statusCode: number
-  headers: Record<string, unknown>
-  json(): unknown
-}
 
-const expectProblem = (res: Res, status: number, code?: string) => {
-  expect(res.statusCode, JSON.stringify(res.json())).toBe(status)
-  expect(res.headers['content-type']).toMatch(/^application\/problem\+json/)
-  const body = res.json() as { code: string; errors?: Record<string, string[]> }
-  if (code) expect(body.code).toBe(code)
-  return body
-}
 
 const totp = (secret: string) => new TOTP({ secret: Secret.fromBase32(secret), digits: 6, period: 30, algorithm: 'SHA1' })
 /** The code of the period after the current one (accepted within the drift window, and newer than any code used so far). */

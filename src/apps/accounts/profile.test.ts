@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { factories, type MadeUser } from '../../../test/factories.js'
 import { createTestApp, type TestApp } from '../../../test/harness.js'
 import { addresses, users } from './tables.js'
+import { expectProblem } from '../../../test/problems.js'
 
 let t: TestApp
 let f: ReturnType<typeof factories>
@@ -17,19 +18,7 @@ beforeAll(async () => {
 })
 afterAll(() => t.close())
 
-interface Res {
-  statusCode: number
-  headers: Record<string, unknown>
-  json(): unknown
-}
 
-const expectProblem = (res: Res, status: number, code?: string) => {
-  expect(res.statusCode, JSON.stringify(res.json())).toBe(status)
-  expect(res.headers['content-type']).toMatch(/^application\/problem\+json/)
-  const body = res.json() as { code: string; errors?: Record<string, string[]> }
-  if (code) expect(body.code).toBe(code)
-  return body
-}
 
 const login = (email: string, password: string) => t.request({ method: 'POST', url: '/api/auth/login/', payload: { email, password } })
 

@@ -6,6 +6,7 @@ import { createTestApp, type TestApp } from '../../../test/harness.js'
 import { loadSettings } from '../../config/index.js'
 import type { ServiceName } from '../../config/settings.js'
 import { createServiceTokenManager, type ServiceTokenManager } from '../../core/service-auth/index.js'
+import { expectProblem } from '../../../test/problems.js'
 
 const SECRETS = {
   SERVICE_AUTH_SECRET_DJANGO_BACKEND: `backend-${randomUUID()}`,
@@ -13,15 +14,7 @@ const SECRETS = {
   SERVICE_AUTH_SECRET_CELERY_WORKER: `workers-${randomUUID()}`,
 }
 
-type Res = { statusCode: number; headers: Record<string, unknown>; json(): unknown }
 
-function expectProblem(res: Res, status: number, code: string): Record<string, unknown> {
-  expect(res.statusCode).toBe(status)
-  expect(res.headers['content-type']).toMatch(/^application\/problem\+json/)
-  const body = res.json() as Record<string, unknown>
-  expect(body).toMatchObject({ status, code, type: `/problems/${code}` })
-  return body
-}
 
 describe('service auth with HS256', () => {
   let t: TestApp

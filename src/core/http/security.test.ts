@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createTestApp, suiteRedisUrl, usesPostgres, type TestApp } from '../../../test/harness.js'
+import { expectProblem } from '../../../test/problems.js'
 
 const SHOP = 'https://shop.example.com'
 
@@ -10,11 +11,6 @@ function addRoutes(app: FastifyInstance) {
   app.post('/test/x/', async (request, reply) => reply.code(201).send({ received: request.body }))
 }
 
-function expectProblem(res: { statusCode: number; headers: Record<string, unknown>; json(): unknown }, status: number, code: string) {
-  expect(res.statusCode).toBe(status)
-  expect(res.headers['content-type']).toMatch(/^application\/problem\+json/)
-  expect(res.json()).toMatchObject({ status, code })
-}
 
 /** The test environment: hosts not enforced, no HSTS, one CORS origin, a 1 KB body limit. */
 describe('security in the test environment', () => {

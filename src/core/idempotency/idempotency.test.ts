@@ -4,6 +4,7 @@ import { sql } from 'drizzle-orm'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createTestApp, usesPostgres, type TestApp } from '../../../test/harness.js'
 import { rowsOf } from '../db/index.js'
+import { expectProblem } from '../../../test/problems.js'
 
 let t: TestApp
 let boomCalls = 0
@@ -55,11 +56,6 @@ function nextSlowEntry(): Promise<() => void> {
 const post = (url: string, key: string | null, payload: unknown, headers: Record<string, string> = {}) =>
   t.request({ method: 'POST', url, payload: payload as object, headers: { ...(key === null ? {} : { 'idempotency-key': key }), ...headers } })
 
-function expectProblem(res: { statusCode: number; headers: Record<string, unknown>; json(): unknown }, status: number, code: string) {
-  expect(res.statusCode).toBe(status)
-  expect(res.headers['content-type']).toMatch(/^application\/problem\+json/)
-  expect(res.json()).toMatchObject({ status, code })
-}
 
 describe('Idempotency-Key', () => {
   it('replays the first response when the same key comes with the same body', async () => {
