@@ -1,7 +1,8 @@
 /**
  * Platform overhead: how fast the bare stack answers (helmet, CORS, rate limit, request id,
  * metrics, one JSON log line per request) and what a readiness check costs, for each backend
- * available, in one run so the ratios are comparable on a noisy machine.
+ * available, next to a bare Fastify answering the same route, in one run so the ratios are
+ * comparable on a noisy machine.
  *
  *   npx tsx bench/platform.ts                 # PGlite + memory
  *   DATABASE_URL=… REDIS_URL=… npx tsx bench/platform.ts   # adds PostgreSQL + Redis
@@ -84,6 +85,20 @@ async function rssOf(pid: number): Promise<number> {
 }
 
 const rows: string[] = []
+
+// The bound, measured in the same run: bare Fastify with the same liveness route.
+{
+  const port = await freePort()
+  const bare = spawn('node', ['--import', 'tsx', 'bench/bare-server.ts'], { env: { ...process.env, PORT: String(port) }, stdio: 'ignore' })
+  const url = `http://127.0.0.1:${port}/health/live/`
+  while (!(await fetch(url).then((res) => res.ok, () => false))) await new Promise((resolve) => setTimeout(resolve, 100))
+  await autocannon({ url, connections: CONNECTIONS, duration: 2 })
+  const result = await autocannon({ url, connections: CONNECTIONS, duration: DURATION })
+  rows.push(`| bare fastify (bound) | /health/live/ | ${Math.round(result.requests.average)} | ${result.latency.p50} | ${result.latency.p99} | ${result.non2xx} | ${Math.round(await rssOf(bare.pid!))} |`)
+  bare.kill('SIGTERM')
+  await new Promise((resolve) => bare.once('exit', resolve))
+}
+
 for (const setup of setups) {
   const dir = await mkdtemp(join(tmpdir(), 'bench-'))
   const { child, url } = await start(setup, dir)

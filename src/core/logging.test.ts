@@ -2,7 +2,7 @@ import { Writable } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { factories } from '../../test/factories.js'
 import { createTestApp, type TestApp } from '../../test/harness.js'
-import { createLogger } from './logging.js'
+import { createLogger, scrubSecrets } from './logging.js'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
 
@@ -126,5 +126,25 @@ describe('log redaction', () => {
       nested: { client_secret: '[redacted]', keep: 'kept-5' },
     })
     for (const value of ['pw-1', 'tok-2', 'sec-3', 'cs-4']) expect(lines[0]).not.toContain(value)
+  })
+
+  it('redacts secret keys at any depth, in arrays and in any case, and leaves other values alone', () => {
+    const input = {
+      level1: { level2: { level3: { password: 'deep-pw', keep: 1 } } },
+      list: [{ token: 'list-token' }, 'plain'],
+      headers: { Authorization: 'Bearer x', 'X-Service-Token': 'svc', accept: 'json' },
+      when: new Date(0),
+    }
+    const output = scrubSecrets(input)
+    expect(output).toEqual({
+      level1: { level2: { level3: { password: '[redacted]', keep: 1 } } },
+      list: [{ token: '[redacted]' }, 'plain'],
+      headers: { Authorization: '[redacted]', 'X-Service-Token': '[redacted]', accept: 'json' },
+      when: new Date(0),
+    })
+    // The caller's object is not modified.
+    expect(input.level1.level2.level3.password).toBe('deep-pw')
+    const clean = { a: { b: [1, 2] } }
+    expect(scrubSecrets(clean)).toBe(clean)
   })
 })

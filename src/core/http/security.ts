@@ -1,19 +1,23 @@
 /** Security headers, CORS and the ALLOWED_HOSTS check. */
 import cors from '@fastify/cors'
-import helmet from '@fastify/helmet'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { FastifyInstance } from 'fastify'
+import helmet, { type HelmetOptions } from 'helmet'
 import type { Settings } from '../../config/index.js'
 import { problemOf, sendProblem } from './problem.js'
 
 const PROBE_PATH = /^\/(health|metrics)(\/|\?|$)/
 
 export async function registerSecurity(app: FastifyInstance, settings: Settings): Promise<void> {
-  await app.register(helmet, {
+  const headers = securityHeaders({
     // JSON answers need no scripts or styles; the docs pages set their own policy.
     contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], baseUri: ["'none'"], frameAncestors: ["'none'"] } },
     crossOriginResourcePolicy: { policy: 'same-site' },
     // HSTS only where the service is deployed behind TLS; a local http:// must keep working.
     strictTransportSecurity: settings.http.enforceAllowedHosts ? { maxAge: 31_536_000, includeSubDomains: true } : false,
+  })
+  app.addHook('onRequest', async (_request, reply) => {
+    reply.headers(headers)
   })
 
   const allowed = new Set(settings.cors.allowedOrigins)
@@ -44,4 +48,18 @@ export function hostMatcher(patterns: string[]): (host: string) => boolean {
     const name = host.toLowerCase().replace(/\.$/, '')
     return lowered.some((pattern) => (pattern.startsWith('.') ? name === pattern.slice(1) || name.endsWith(pattern) : name === pattern))
   }
+}
+
+/**
+ * helmet's headers, computed once: they are the same for every answer, and running the
+ * middleware per request (as @fastify/helmet does) re-derives them each time.
+ */
+export function securityHeaders(options: HelmetOptions): Record<string, string> {
+  const headers: Record<string, string> = {}
+  const response = {
+    setHeader: (name: string, value: unknown) => void (headers[name.toLowerCase()] = String(value)),
+    removeHeader: (name: string) => void delete headers[name.toLowerCase()],
+  }
+  helmet(options)({} as IncomingMessage, response as unknown as ServerResponse, () => undefined)
+  return headers
 }
