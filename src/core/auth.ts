@@ -5,7 +5,7 @@
  * demotion takes effect at once rather than when the token expires.
  */
 import { randomUUID } from 'node:crypto'
-import type { FastifyInstance, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
+import type { FastifyInstance, FastifyRequest, preValidationAsyncHookHandler } from 'fastify'
 import { jwtVerify, SignJWT } from 'jose'
 import type { Settings } from '../config/index.js'
 import type { Actor, Role } from './context.js'
@@ -108,14 +108,17 @@ function isServiceRoute(request: FastifyRequest): boolean {
 }
 
 export interface AuthGuards {
-  requireUser: preHandlerAsyncHookHandler
-  requireStaff: preHandlerAsyncHookHandler
-  requireAdmin: preHandlerAsyncHookHandler
+  requireUser: preValidationAsyncHookHandler
+  requireStaff: preValidationAsyncHookHandler
+  requireAdmin: preValidationAsyncHookHandler
 }
 
-/** preHandlers for routes: 401 without a user, 403 without the role (or without MFA when staff must use it). */
+/**
+ * Route hooks: 401 without a user, 403 without the role (or without MFA when staff must use it).
+ * Attach them as `preValidation`, so an unauthenticated caller gets 401 before any 422 about the body.
+ */
 export function createAuthGuards(settings: Pick<Settings['auth'], 'requireStaffMfa'>): AuthGuards {
-  const requireRole = (allowed: Role[]): preHandlerAsyncHookHandler =>
+  const requireRole = (allowed: Role[]): preValidationAsyncHookHandler =>
     async function (request) {
       const actor = request.actor
       if (!actor) throw new UnauthorizedError()

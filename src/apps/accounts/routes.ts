@@ -92,7 +92,7 @@ export function authRoutes(accounts: AccountsService, guards: AuthGuards, settin
     }, async (request) => accounts.refresh(request.ctx, request.body.refresh))
 
     app.post('/logout/', {
-      preHandler: guards.requireUser,
+      preValidation: guards.requireUser,
       schema: { tags: ['auth'], summary: 'Sign out: revoke the refresh token and its session', security: bearer, body: RefreshBody, response: { 204: Type.Null(), 401: Problem, 422: Problem } },
     }, async (request, reply) => {
       await accounts.logout(request.ctx, request.body.refresh)
@@ -129,18 +129,18 @@ export function authRoutes(accounts: AccountsService, guards: AuthGuards, settin
 
     app.post('/mfa/setup/', {
       config: { idempotency: false },
-      preHandler: guards.requireUser,
+      preValidation: guards.requireUser,
       schema: { tags: ['auth'], summary: 'Start two-factor setup: a TOTP secret for an authenticator app', security: bearer, response: { 200: MfaSetupSchema, 401: Problem, 409: Problem } },
     }, async (request) => accounts.setupMfa(request.ctx))
 
     app.post('/mfa/enable/', {
       config: { idempotency: false },
-      preHandler: guards.requireUser,
+      preValidation: guards.requireUser,
       schema: { tags: ['auth'], summary: 'Turn two-factor on with a code; answers recovery codes (shown once)', security: bearer, body: MfaCodeBody, response: { 200: RecoveryCodesSchema, 401: Problem, 409: Problem, 422: Problem } },
     }, async (request) => accounts.enableMfa(request.ctx, request.body.code))
 
     app.post('/mfa/disable/', {
-      preHandler: guards.requireUser,
+      preValidation: guards.requireUser,
       schema: { tags: ['auth'], summary: 'Turn two-factor off with a code or a recovery code', security: bearer, body: MfaCodeBody, response: { 200: DetailSchema, 401: Problem, 409: Problem, 422: Problem } },
     }, async (request) => {
       await accounts.disableMfa(request.ctx, request.body.code)
@@ -152,17 +152,17 @@ export function authRoutes(accounts: AccountsService, guards: AuthGuards, settin
 export function accountRoutes(accounts: AccountsService, guards: AuthGuards): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.get('/me/', {
-      preHandler: guards.requireUser,
+      preValidation: guards.requireUser,
       schema: { tags: ['accounts'], summary: 'Your profile', security: bearer, response: { 200: UserSchema, 401: Problem } },
     }, async (request) => accounts.getMe(request.ctx))
 
     app.patch('/me/', {
-      preHandler: guards.requireUser,
+      preValidation: guards.requireUser,
       schema: { tags: ['accounts'], summary: 'Update your names', security: bearer, body: UpdateMeBody, response: { 200: UserSchema, 401: Problem, 422: Problem } },
     }, async (request) => accounts.updateMe(request.ctx, request.body))
 
     app.post('/me/password/', {
-      preHandler: guards.requireUser,
+      preValidation: guards.requireUser,
       schema: { tags: ['accounts'], summary: 'Change your password (signs out every session)', security: bearer, body: ChangePasswordBody, response: { 200: DetailSchema, 401: Problem, 422: Problem } },
     }, async (request) => {
       await accounts.changePassword(request.ctx, request.body)
@@ -170,7 +170,7 @@ export function accountRoutes(accounts: AccountsService, guards: AuthGuards): Fa
     })
 
     app.get('/me/addresses/', {
-      preHandler: guards.requireUser,
+      preValidation: guards.requireUser,
       schema: { tags: ['accounts'], summary: 'Your address book', security: bearer, response: { 200: Page(AddressSchema), 401: Problem } },
     }, async (request) => {
       const results = await accounts.listAddresses(request.ctx)
@@ -178,22 +178,22 @@ export function accountRoutes(accounts: AccountsService, guards: AuthGuards): Fa
     })
 
     app.post('/me/addresses/', {
-      preHandler: guards.requireUser,
+      preValidation: guards.requireUser,
       schema: { tags: ['accounts'], summary: 'Add an address', security: bearer, body: CreateAddressBody, response: { 201: AddressSchema, 401: Problem, 422: Problem } },
     }, async (request, reply) => reply.code(201).send(await accounts.createAddress(request.ctx, request.body)))
 
     app.get('/me/addresses/:id/', {
-      preHandler: guards.requireUser,
+      preValidation: guards.requireUser,
       schema: { tags: ['accounts'], summary: 'One of your addresses', security: bearer, params: IdParams, response: { 200: AddressSchema, 401: Problem, 404: Problem } },
     }, async (request) => accounts.getAddress(request.ctx, request.params.id))
 
     app.patch('/me/addresses/:id/', {
-      preHandler: guards.requireUser,
+      preValidation: guards.requireUser,
       schema: { tags: ['accounts'], summary: 'Update one of your addresses', security: bearer, params: IdParams, body: UpdateAddressBody, response: { 200: AddressSchema, 401: Problem, 404: Problem, 422: Problem } },
     }, async (request) => accounts.updateAddress(request.ctx, request.params.id, request.body))
 
     app.delete('/me/addresses/:id/', {
-      preHandler: guards.requireUser,
+      preValidation: guards.requireUser,
       schema: { tags: ['accounts'], summary: 'Delete one of your addresses', security: bearer, params: IdParams, response: { 204: Type.Null(), 401: Problem, 404: Problem } },
     }, async (request, reply) => {
       await accounts.deleteAddress(request.ctx, request.params.id)
@@ -201,7 +201,7 @@ export function accountRoutes(accounts: AccountsService, guards: AuthGuards): Fa
     })
 
     app.get('/users/', {
-      preHandler: guards.requireStaff,
+      preValidation: guards.requireStaff,
       schema: { tags: ['accounts'], summary: 'Users, newest first (staff)', security: bearer, querystring: UserListQuery, response: { 200: Page(UserSchema), 401: Problem, 403: Problem, 422: Problem } },
     }, async (request) => {
       const page = await accounts.listUsers(request.ctx, request.query)
@@ -209,7 +209,7 @@ export function accountRoutes(accounts: AccountsService, guards: AuthGuards): Fa
     })
 
     app.patch('/users/:id/', {
-      preHandler: guards.requireAdmin,
+      preValidation: guards.requireAdmin,
       schema: { tags: ['accounts'], summary: "Change a user's role or active flag (admin)", security: bearer, params: IdParams, body: UpdateUserBody, response: { 200: UserSchema, 401: Problem, 403: Problem, 404: Problem, 409: Problem, 422: Problem } },
     }, async (request) => accounts.updateUser(request.ctx, request.params.id, request.body))
   }
