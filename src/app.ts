@@ -11,7 +11,7 @@ import { registerRateLimit } from './core/http/rate-limit.js'
 import { registerRequestHooks } from './core/http/request-hooks.js'
 import { requestIdOf } from './core/http/request-id.js'
 import { ProblemSchema } from './core/http/schemas.js'
-import { registerValidation } from './core/http/validation.js'
+import { buildValidator } from './core/http/validation.js'
 import { registerSecurity } from './core/http/security.js'
 import { registerIdempotency } from './core/idempotency/index.js'
 import { createPlatform, type Platform, type PlatformOverrides } from './core/platform.js'
@@ -37,6 +37,8 @@ export async function buildApp(settings: Settings, overrides: PlatformOverrides 
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, maxParamLength: 200 },
+    // Fastify types this factory after its Ajv pool; ours returns the same compiler signature.
+    schemaController: { compilersFactory: { buildValidator: buildValidator as never } },
   })
 
   app.decorate('platform', platform)
@@ -52,7 +54,6 @@ export async function buildApp(settings: Settings, overrides: PlatformOverrides 
   })
   app.addSchema(ProblemSchema)
 
-  registerValidation(app)
   registerErrorHandling(app, { debug: settings.debug })
   registerRequestHooks(app, platform)
   await registerSecurity(app, settings)
