@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto'
 import { eq } from 'drizzle-orm'
 import { users } from '../src/apps/accounts/tables.js'
+import { products, stockLevels, variants } from '../src/apps/products/tables.js'
 import { hashPassword } from '../src/apps/accounts/passwords.js'
 import { createUserTokens } from '../src/core/auth.js'
 import type { TestApp } from './harness.js'
@@ -33,6 +34,23 @@ export function factories(t: TestApp) {
         .values({ email: `user-${randomUUID()}@example.com`, first_name: 'Test', last_name: 'User', password_hash, ...values })
         .returning()
       return { id: row!.id, email: row!.email, password, role: row!.role }
+    },
+    /** A product with one variant per entry of `stock` (its on-hand quantity); answers the SKUs. */
+    async product(options: { stock?: number[]; price?: number } = {}): Promise<{ id: string; skus: string[] }> {
+      const db = t.app.platform.database.db
+      const suffix = randomUUID().slice(0, 8)
+      const [product] = await db.insert(products).values({ slug: `product-${suffix}`, name: `Product ${suffix}` }).returning()
+      const skus: string[] = []
+      for (const [i, onHand] of (options.stock ?? [10]).entries()) {
+        const sku = `SKU-${suffix}-${i}`.toUpperCase()
+        const [variant] = await db
+          .insert(variants)
+          .values({ product_id: product!.id, sku, name: `Variant ${i}`, price: options.price ?? 1999, currency: t.settings.currency, position: i })
+          .returning()
+        await db.insert(stockLevels).values({ variant_id: variant!.id, on_hand: onHand })
+        skus.push(sku)
+      }
+      return { id: product!.id, skus }
     },
     /** Authorization header of a fresh access token (mfa: the session used a second factor). */
     async auth(user: Pick<MadeUser, 'id' | 'role'>, options: { mfa?: boolean } = {}): Promise<{ authorization: string }> {

@@ -54,3 +54,12 @@ describe('every bearer-secured route', () => {
     }
   })
 })
+
+describe('GET /api/schema/', () => {
+  it('documents every path with a trailing slash, except /.well-known/jwks.json', () => {
+    const paths = [...new Set(operations.map((operation) => operation.path))]
+    expect(paths).toContain('/.well-known/jwks.json')
+    expect(paths.length).toBeGreaterThanOrEqual(20)
+    expect(paths.filter((path) => !path.endsWith('/') && path !== '/.well-known/jwks.json')).toEqual([])
+  })
+})

@@ -78,3 +78,11 @@ describe('user token settings', () => {
     expect([auth.accessTtlSeconds, auth.refreshTtlSeconds, auth.passwordResetTtlMs]).toEqual([300, 172_800, 1_800_000])
   })
 })
+
+describe('store currency', () => {
+  it('defaults to USD, upper-cases the code and refuses anything but three letters', () => {
+    expect(loadSettings({}).currency).toBe('USD')
+    expect(loadSettings({ STORE_CURRENCY: 'eur' }).currency).toBe('EUR')
+    expect(problemsOf({ STORE_CURRENCY: 'EURO' })).toEqual([expect.stringMatching(/^STORE_CURRENCY: expected a three-letter ISO 4217 code/)])
+  })
+})

@@ -39,6 +39,7 @@ export function buildSettings(env: Env, environment: Environment): { settings: S
     debug: env.DEBUG ?? false,
     secretKey: env.SECRET_KEY ?? '',
     timeZone: need(timeZone(env.TIME_ZONE!), `TIME_ZONE: unknown time zone "${env.TIME_ZONE}"`) ?? 'UTC',
+    currency: need(/^[A-Za-z]{3}$/.test(env.STORE_CURRENCY!) ? env.STORE_CURRENCY!.toUpperCase() : null, `STORE_CURRENCY: expected a three-letter ISO 4217 code, got "${env.STORE_CURRENCY}"`) ?? 'USD',
     http: {
       host: env.HOST!,
       port: env.PORT!,

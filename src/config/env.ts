@@ -31,6 +31,7 @@ export const EnvSchema = Type.Object({
   SECRET_KEY: str('signing secret; production needs 50+ characters, not django-insecure-…', general),
   DEBUG: bool('500 answers carry the error message in detail (development default); refused in production', { default: false, ...general }),
   TIME_ZONE: str('IANA time zone of the shop (reports, days)', { default: 'UTC', ...general }),
+  STORE_CURRENCY: str('ISO 4217 currency of every price (amounts are integer minor units)', { default: 'USD', ...general }),
   LOG_LEVEL: str('fatal, error, warn, info, debug, trace or silent', { default: 'info', ...observability }),
   LOG_FORMAT: str('json or pretty (pretty is the development default)', { default: 'json', ...observability }),
 

@@ -21,6 +21,8 @@ export interface Settings {
   debug: boolean
   secretKey: string
   timeZone: string
+  /** ISO 4217, upper case. */
+  currency: string
   http: {
     host: string
     port: number

@@ -65,7 +65,8 @@ export async function updateUser(db: Db, id: string, patch: Partial<typeof users
 
 /** Locks every active admin row, so two concurrent demotions cannot both see "another admin left". */
 export async function lockActiveAdmins(db: Db): Promise<string[]> {
-  const rows = await db.select({ id: users.id }).from(users).where(and(eq(users.role, 'admin'), eq(users.is_active, true))).for('update')
+  // In id order: two concurrent callers lock the same rows in the same order (no deadlock).
+  const rows = await db.select({ id: users.id }).from(users).where(and(eq(users.role, 'admin'), eq(users.is_active, true))).orderBy(users.id).for('update')
   return rows.map((row) => row.id)
 }
 

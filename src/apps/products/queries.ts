@@ -1,0 +1,87 @@
+/** Drizzle queries of the products app (inventory so far): one statement each. */
+import { and, asc, eq, inArray, sql } from 'drizzle-orm'
+import type { Db } from '../../core/db/index.js'
+import { AlreadyReservedError } from './errors.js'
+import { reservations, stockLevels, stockMovements, variants } from './tables.js'
+
+export type VariantRow = typeof variants.$inferSelect
+export type StockRow = typeof stockLevels.$inferSelect
+
+export async function findVariantsBySku(db: Db, skus: string[]): Promise<Pick<VariantRow, 'id' | 'sku'>[]> {
+  if (skus.length === 0) return []
+  return db.select({ id: variants.id, sku: variants.sku }).from(variants).where(inArray(variants.sku, skus))
+}
+
+export async function findStock(db: Db, variantId: string): Promise<StockRow | undefined> {
+  const [row] = await db.select().from(stockLevels).where(eq(stockLevels.variant_id, variantId))
+  return row
+}
+
+export async function lockStock(db: Db, variantId: string): Promise<StockRow | undefined> {
+  const [row] = await db.select().from(stockLevels).where(eq(stockLevels.variant_id, variantId)).for('update')
+  return row
+}
+
+/** Creates the stock row of a variant if it has none (a variant starts with nothing on hand). */
+export async function ensureStock(db: Db, variantId: string): Promise<void> {
+  await db.insert(stockLevels).values({ variant_id: variantId }).onConflictDoNothing()
+}
+
+export async function setOnHand(db: Db, variantId: string, onHand: number): Promise<StockRow> {
+  const [row] = await db.update(stockLevels).set({ on_hand: onHand, updated_at: sql`now()` }).where(eq(stockLevels.variant_id, variantId)).returning()
+  return row!
+}
+
+/**
+ * Reserves in one conditional statement: it changes the row only when enough is available, so
+ * no interleaving of concurrent reservations can take more than there is. Null when short.
+ */
+export async function reserveStock(db: Db, variantId: string, quantity: number): Promise<StockRow | null> {
+  const [row] = await db
+    .update(stockLevels)
+    .set({ reserved: sql`${stockLevels.reserved} + ${quantity}`, updated_at: sql`now()` })
+    .where(and(eq(stockLevels.variant_id, variantId), sql`${stockLevels.on_hand} - ${stockLevels.reserved} >= ${quantity}`))
+    .returning()
+  return row ?? null
+}
+
+export async function availableOf(db: Db, variantId: string): Promise<number> {
+  const [row] = await db.select({ available: sql<number>`${stockLevels.on_hand} - ${stockLevels.reserved}` }).from(stockLevels).where(eq(stockLevels.variant_id, variantId))
+  return row?.available ?? 0
+}
+
+/** Applies deltas to a stock row (release: reserved −q; commit: on_hand −q and reserved −q). */
+export async function moveStock(db: Db, variantId: string, deltaOnHand: number, deltaReserved: number): Promise<void> {
+  await db
+    .update(stockLevels)
+    .set({ on_hand: sql`${stockLevels.on_hand} + ${deltaOnHand}`, reserved: sql`${stockLevels.reserved} + ${deltaReserved}`, updated_at: sql`now()` })
+    .where(eq(stockLevels.variant_id, variantId))
+}
+
+export async function insertMovement(db: Db, values: typeof stockMovements.$inferInsert): Promise<void> {
+  await db.insert(stockMovements).values(values)
+}
+
+export async function insertReservation(db: Db, values: typeof reservations.$inferInsert): Promise<void> {
+  try {
+    await db.insert(reservations).values(values)
+  } catch (err) {
+    const code = (err as { code?: string; cause?: { code?: string } }).code ?? (err as { cause?: { code?: string } }).cause?.code
+    if (code === '23505') throw new AlreadyReservedError(values.reference)
+    throw err
+  }
+}
+
+/** The active reservations of a reference, locked, in variant order (the lock order of reserve). */
+export async function lockActiveReservations(db: Db, reference: string) {
+  return db
+    .select()
+    .from(reservations)
+    .where(and(eq(reservations.reference, reference), eq(reservations.status, 'active')))
+    .orderBy(asc(reservations.variant_id))
+    .for('update')
+}
+
+export async function setReservationStatus(db: Db, id: string, status: 'released' | 'committed'): Promise<void> {
+  await db.update(reservations).set({ status, updated_at: sql`now()` }).where(eq(reservations.id, id))
+}

@@ -1,0 +1,125 @@
+/**
+ * Products: the catalog's tables (categories, products, variants) and inventory. So far this file
+ * holds inventory: stock per variant (available = on hand − reserved), a movement for every
+ * change written in the same transaction, and the reservation functions checkout calls
+ * (reserve, release, commit), atomic under concurrency. Publishes and consumes no events yet.
+ *
+ * Every function that touches several stock rows locks them in variant id order, so concurrent
+ * reservations, releases and commits over the same variants cannot deadlock.
+ */
+import type { Ctx } from '../../core/context.js'
+import { InvalidQuantityError, OutOfStockError, StockBelowReservedError, UnknownSkuError } from './errors.js'
+import * as q from './queries.js'
+
+export interface StockDto {
+  sku: string
+  on_hand: number
+  reserved: number
+  available: number
+}
+
+export interface ReservationLine {
+  sku: string
+  quantity: number
+}
+
+export type StockChange = { quantity: number; reason?: string } | { delta: number; reason: string }
+
+/** Who is acting, for the stock ledger. */
+function actorOf(ctx: Ctx): string {
+  return ctx.actor ? `${ctx.actor.kind}:${ctx.actor.id}` : 'system'
+}
+
+export function createProductsService() {
+  /** Variant ids for SKUs, in lock order; unknown SKUs are a 404 naming the first. */
+  const resolve = async (ctx: Ctx, skus: string[]): Promise<Array<{ id: string; sku: string }>> => {
+    const found = await q.findVariantsBySku(ctx.db, skus)
+    const missing = skus.find((sku) => !found.some((variant) => variant.sku === sku))
+    if (missing !== undefined) throw new UnknownSkuError(missing)
+    return found.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+  }
+
+  return {
+    /**
+     * Staff stock change: an absolute `quantity` (a count) or a `delta` with a reason (a delivery,
+     * a correction). On-hand stock never goes below what is reserved.
+     */
+    async adjustStock(ctx: Ctx, sku: string, change: StockChange): Promise<StockDto> {
+      return ctx.tx(async (tx) => {
+        const [variant] = await resolve(tx, [sku])
+        await q.ensureStock(tx.db, variant!.id)
+        const stock = (await q.lockStock(tx.db, variant!.id))!
+        const onHand = 'delta' in change ? stock.on_hand + change.delta : change.quantity
+        if (onHand < 0) throw new InvalidQuantityError('delta' in change ? 'delta' : 'quantity', 'Stock cannot go below zero.')
+        if (onHand < stock.reserved) throw new StockBelowReservedError(sku, stock.reserved)
+        const updated = await q.setOnHand(tx.db, variant!.id, onHand)
+        const reason = change.reason ?? ('delta' in change ? 'adjustment' : 'count')
+        await q.insertMovement(tx.db, { variant_id: variant!.id, delta_on_hand: onHand - stock.on_hand, reason, actor: actorOf(tx) })
+        return toStockDto(sku, updated)
+      })
+    },
+
+    /**
+     * Holds stock for `reference` (an order): all lines or none. A line asking for more than is
+     * available is a 409 naming the SKU and what is left. Joins the caller's transaction, so an
+     * order and its reservation commit together.
+     */
+    async reserve(ctx: Ctx, reference: string, lines: ReservationLine[]): Promise<void> {
+      const wanted = new Map<string, number>()
+      for (const line of lines) {
+        if (!Number.isInteger(line.quantity) || line.quantity < 1) throw new InvalidQuantityError('quantity', 'Quantities are whole numbers of at least 1.')
+        wanted.set(line.sku, (wanted.get(line.sku) ?? 0) + line.quantity)
+      }
+      await ctx.tx(async (tx) => {
+        for (const variant of await resolve(tx, [...wanted.keys()])) {
+          const quantity = wanted.get(variant.sku)!
+          if (!(await q.reserveStock(tx.db, variant.id, quantity))) throw new OutOfStockError(variant.sku, await q.availableOf(tx.db, variant.id))
+          await q.insertReservation(tx.db, { reference, variant_id: variant.id, quantity })
+          await q.insertMovement(tx.db, { variant_id: variant.id, delta_reserved: quantity, reason: 'reserve', reference, actor: actorOf(tx) })
+        }
+      })
+    },
+
+    /** Gives back what `reference` holds (cancellation, expiry). A second call changes nothing. */
+    async release(ctx: Ctx, reference: string): Promise<number> {
+      return settle(ctx, reference, 'released')
+    },
+
+    /** Turns what `reference` holds into goods sold: on hand and reserved both go down. A second call changes nothing. */
+    async commit(ctx: Ctx, reference: string): Promise<number> {
+      return settle(ctx, reference, 'committed')
+    },
+
+    async getStock(ctx: Ctx, sku: string): Promise<StockDto> {
+      const [variant] = await resolve(ctx, [sku])
+      const stock = await q.findStock(ctx.db, variant!.id)
+      return toStockDto(sku, stock ?? { on_hand: 0, reserved: 0 })
+    },
+  }
+
+  async function settle(ctx: Ctx, reference: string, to: 'released' | 'committed'): Promise<number> {
+    return ctx.tx(async (tx) => {
+      const held = await q.lockActiveReservations(tx.db, reference)
+      for (const reservation of held) {
+        const deltaOnHand = to === 'committed' ? -reservation.quantity : 0
+        await q.moveStock(tx.db, reservation.variant_id, deltaOnHand, -reservation.quantity)
+        await q.setReservationStatus(tx.db, reservation.id, to)
+        await q.insertMovement(tx.db, {
+          variant_id: reservation.variant_id,
+          delta_on_hand: deltaOnHand,
+          delta_reserved: -reservation.quantity,
+          reason: to === 'committed' ? 'commit' : 'release',
+          reference,
+          actor: actorOf(tx),
+        })
+      }
+      return held.length
+    })
+  }
+}
+
+export type ProductsService = ReturnType<typeof createProductsService>
+
+function toStockDto(sku: string, stock: { on_hand: number; reserved: number }): StockDto {
+  return { sku, on_hand: stock.on_hand, reserved: stock.reserved, available: stock.on_hand - stock.reserved }
+}
