@@ -14,21 +14,11 @@ import { envNames } from '../src/config/env.js'
 import { projectRoot } from '../src/config/index.js'
 import { dropDatabase, testServerUrl, uniqueName, urlFor, withAdmin } from './database.js'
 import { createTestApp, suiteRedisUrl, usesPostgres, type TestApp } from './harness.js'
+import { REQUIRED_IN_PRODUCTION } from './production-env.js'
 
 const TSX = join(projectRoot, 'node_modules', '.bin', 'tsx')
 const READY_WITHIN_MS = 15_000
 const SHUTDOWN_TIMEOUT_SECONDS = 5
-const REQUIRED_IN_PRODUCTION = [
-  'SECRET_KEY',
-  'ALLOWED_HOSTS',
-  'DATABASE_URL',
-  'REDIS_URL',
-  'CELERY_BROKER_URL',
-  'CELERY_RESULT_BACKEND',
-  'SERVICE_AUTH_SECRET_DJANGO_BACKEND',
-  'SERVICE_AUTH_SECRET_API_GATEWAY',
-  'SERVICE_AUTH_SECRET_CELERY_WORKER',
-]
 const migrationCount = (JSON.parse(readFileSync(join(projectRoot, 'migrations', 'meta', '_journal.json'), 'utf8')) as { entries: unknown[] }).entries.length
 
 let scratch: string

@@ -4,8 +4,9 @@
  * and also of its active reservations. Factories write initial stock without a ledger row, so the
  * products are made here, which remembers each SKU's starting stock.
  */
-import { sql } from 'drizzle-orm'
+import { asc, eq, sql } from 'drizzle-orm'
 import { expect } from 'vitest'
+import { stockLevels, stockMovements, variants } from '../src/apps/products/tables.js'
 import { rowsOf } from '../src/core/db/index.js'
 import { factories } from './factories.js'
 import type { TestApp } from './harness.js'
@@ -57,6 +58,41 @@ export function stockLedger(t: TestApp) {
       }))
       expect(actual).toEqual(expected)
       return rows.length
+    },
+  }
+}
+
+/** Reads the tests make about one SKU; `app` is read lazily, since test files create it in beforeAll. */
+export function stockQueries(app: () => TestApp) {
+  const db = () => app().app.platform.database.db
+  return {
+    async variantId(sku: string): Promise<string> {
+      const [row] = await db().select({ id: variants.id }).from(variants).where(eq(variants.sku, sku))
+      return row!.id
+    },
+    /** On hand, reserved and available, or undefined when the variant has no stock row yet. */
+    async stockOf(sku: string) {
+      const [row] = await db()
+        .select({ on_hand: stockLevels.on_hand, reserved: stockLevels.reserved })
+        .from(stockLevels)
+        .innerJoin(variants, eq(variants.id, stockLevels.variant_id))
+        .where(eq(variants.sku, sku))
+      return row ? { ...row, available: row.on_hand - row.reserved } : undefined
+    },
+    /** The SKU's ledger rows, oldest first. */
+    async movementsOf(sku: string) {
+      return db()
+        .select({
+          delta_on_hand: stockMovements.delta_on_hand,
+          delta_reserved: stockMovements.delta_reserved,
+          reason: stockMovements.reason,
+          reference: stockMovements.reference,
+          actor: stockMovements.actor,
+        })
+        .from(stockMovements)
+        .innerJoin(variants, eq(variants.id, stockMovements.variant_id))
+        .where(eq(variants.sku, sku))
+        .orderBy(asc(stockMovements.created_at), asc(stockMovements.id))
     },
   }
 }

@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { envNames } from './env.js'
 import { ConfigError, loadSettings, projectRoot, selectEnvironment, type Environment } from './index.js'
+import { REQUIRED_IN_PRODUCTION } from '../../test/production-env.js'
 
 type Raw = Record<string, string>
 
@@ -20,17 +21,6 @@ function problemsOf(raw: Raw): string[] {
 const names = (name: string) => new RegExp(`\\b${name}\\b`)
 const expectNamed = (problems: string[], name: string) => expect(problems.some((problem) => names(name).test(problem)), `${name} in ${JSON.stringify(problems)}`).toBe(true)
 
-const REQUIRED_IN_PRODUCTION = [
-  'SECRET_KEY',
-  'ALLOWED_HOSTS',
-  'DATABASE_URL',
-  'REDIS_URL',
-  'CELERY_BROKER_URL',
-  'CELERY_RESULT_BACKEND',
-  'SERVICE_AUTH_SECRET_DJANGO_BACKEND',
-  'SERVICE_AUTH_SECRET_API_GATEWAY',
-  'SERVICE_AUTH_SECRET_CELERY_WORKER',
-]
 
 const deployable: Raw = {
   SECRET_KEY: 'q7Rv2mXk9LpZ4tWb8NcY3sHd6FgJ1aEu5oIi0rTy-KjQwPz_VxBn',

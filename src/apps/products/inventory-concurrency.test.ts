@@ -11,10 +11,10 @@ import pg from 'pg'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { factories, type MadeUser } from '../../../test/factories.js'
 import { createTestApp, usesPostgres, type TestApp } from '../../../test/harness.js'
-import { stockLedger } from '../../../test/stock-ledger.js'
+import { stockLedger, stockQueries } from '../../../test/stock-ledger.js'
 import { OutOfStockError } from './errors.js'
 import { createProductsService } from './service.js'
-import { reservations, stockLevels, stockMovements, variants } from './tables.js'
+import { reservations, variants } from './tables.js'
 
 /** Connections in the app's pool: the most racers that can be inside a transaction at once. */
 const POOL = 20
@@ -53,27 +53,7 @@ describe.runIf(usesPostgres)('inventory under concurrent transactions', () => {
   const ctx = () => t.app.platform.context()
   const reference = () => `ORD-${randomUUID().slice(0, 8).toUpperCase()}`
 
-  async function variantId(sku: string): Promise<string> {
-    const [row] = await db().select({ id: variants.id }).from(variants).where(eq(variants.sku, sku))
-    return row!.id
-  }
-
-  async function stockOf(sku: string) {
-    const [row] = await db()
-      .select({ on_hand: stockLevels.on_hand, reserved: stockLevels.reserved })
-      .from(stockLevels)
-      .innerJoin(variants, eq(variants.id, stockLevels.variant_id))
-      .where(eq(variants.sku, sku))
-    return { ...row!, available: row!.on_hand - row!.reserved }
-  }
-
-  async function movementsOf(sku: string) {
-    return db()
-      .select({ delta_on_hand: stockMovements.delta_on_hand, delta_reserved: stockMovements.delta_reserved, reason: stockMovements.reason, reference: stockMovements.reference, actor: stockMovements.actor })
-      .from(stockMovements)
-      .innerJoin(variants, eq(variants.id, stockMovements.variant_id))
-      .where(eq(variants.sku, sku))
-  }
+  const { variantId, stockOf, movementsOf } = stockQueries(() => t)
 
   async function activeHeld(sku: string): Promise<number> {
     const rows = await db()

@@ -9,12 +9,12 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { factories, type MadeUser } from '../../../test/factories.js'
 import { createTestApp, type TestApp } from '../../../test/harness.js'
 import { expectProblem } from '../../../test/problems.js'
-import { stockLedger } from '../../../test/stock-ledger.js'
+import { stockLedger, stockQueries } from '../../../test/stock-ledger.js'
 import type { Actor } from '../../core/context.js'
 import { AppError } from '../../core/errors.js'
 import { AlreadyReservedError, InvalidQuantityError, OutOfStockError, UnknownSkuError } from './errors.js'
 import { createProductsService } from './service.js'
-import { reservations, stockLevels, stockMovements, variants } from './tables.js'
+import { reservations, stockLevels, variants } from './tables.js'
 
 let t: TestApp
 let f: ReturnType<typeof factories>
@@ -38,34 +38,7 @@ const ctx = (actor: Actor | null = null) => t.app.platform.context({ actor })
 const staffActor = (user: MadeUser): Actor => ({ kind: 'user', id: user.id, role: 'staff' })
 const reference = () => `ORD-${randomUUID().slice(0, 8).toUpperCase()}`
 
-async function variantId(sku: string): Promise<string> {
-  const [row] = await db().select({ id: variants.id }).from(variants).where(eq(variants.sku, sku))
-  return row!.id
-}
-
-async function stockOf(sku: string) {
-  const [row] = await db()
-    .select({ on_hand: stockLevels.on_hand, reserved: stockLevels.reserved })
-    .from(stockLevels)
-    .innerJoin(variants, eq(variants.id, stockLevels.variant_id))
-    .where(eq(variants.sku, sku))
-  return row ? { ...row, available: row.on_hand - row.reserved } : undefined
-}
-
-async function movementsOf(sku: string) {
-  return db()
-    .select({
-      delta_on_hand: stockMovements.delta_on_hand,
-      delta_reserved: stockMovements.delta_reserved,
-      reason: stockMovements.reason,
-      reference: stockMovements.reference,
-      actor: stockMovements.actor,
-    })
-    .from(stockMovements)
-    .innerJoin(variants, eq(variants.id, stockMovements.variant_id))
-    .where(eq(variants.sku, sku))
-    .orderBy(asc(stockMovements.created_at), asc(stockMovements.id))
-}
+const { variantId, stockOf, movementsOf } = stockQueries(() => t)
 
 async function reservationsOf(ref: string) {
   return db()
