@@ -11,37 +11,22 @@
  */
 import { spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
-import pg from 'pg'
+import { freePort, scratchDatabase } from './support.js'
 
 const DURATION = Number(process.env.BENCH_SECONDS ?? 10)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 20)
 const PASSWORD = 'a-benchmark-passphrase-long-enough'
 
-const port = await new Promise<number>((resolve) => {
-  const server = createServer().listen(0, '127.0.0.1', () => {
-    const { port } = server.address() as { port: number }
-    server.close(() => resolve(port))
-  })
-})
+const port = await freePort()
 const dir = await mkdtemp(join(tmpdir(), 'bench-auth-'))
-// On PostgreSQL the benchmark gets a database of its own, dropped at the end.
-const server = process.env.DATABASE_URL ?? null
-const database = `bench_auth_${Date.now()}`
-const admin = async (statement: string) => {
-  const client = new pg.Client({ connectionString: server! })
-  await client.connect()
-  await client.query(statement).finally(() => client.end())
-}
-if (server) await admin(`CREATE DATABASE "${database}"`)
-const databaseUrl = server ? Object.assign(new URL(server), { pathname: `/${database}` }).toString() : undefined
+const database = await scratchDatabase('bench_auth')
 const child = spawn('node', ['--import', 'tsx', 'src/server.ts'], {
   env: {
     ...process.env,
-    ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
+    ...(database ? { DATABASE_URL: database.url } : {}),
     ENVIRONMENT: 'development',
     PORT: String(port),
     HOST: '127.0.0.1',
@@ -82,5 +67,5 @@ try {
   child.kill('SIGTERM')
   await new Promise((resolve) => child.once('exit', resolve))
   await rm(dir, { recursive: true, force: true })
-  if (server) await admin(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`)
+  await database?.drop()
 }

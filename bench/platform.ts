@@ -11,11 +11,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
-import pg from 'pg'
+import { freePort, scratchDatabase } from './support.js'
 
 const DURATION = Number(process.env.BENCH_SECONDS ?? 10)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50)
@@ -25,31 +24,12 @@ interface Setup {
   env: Record<string, string>
 }
 
-// On PostgreSQL the benchmark migrates a database of its own, dropped at the end.
-const server = process.env.DATABASE_URL ?? null
-const database = `bench_platform_${Date.now()}`
-const admin = async (statement: string) => {
-  const client = new pg.Client({ connectionString: server! })
-  await client.connect()
-  await client.query(statement).finally(() => client.end())
-}
-
 const setups: Setup[] = [{ name: 'pglite+memory', env: {} }]
-if (server && process.env.REDIS_URL) {
-  await admin(`CREATE DATABASE "${database}"`)
-  const url = Object.assign(new URL(server), { pathname: `/${database}` }).toString()
-  setups.push({ name: 'postgres+redis', env: { DATABASE_URL: url, REDIS_URL: process.env.REDIS_URL } })
-}
+// On PostgreSQL the benchmark migrates a database of its own, dropped at the end.
+const database = process.env.REDIS_URL ? await scratchDatabase('bench_platform') : null
+if (database) setups.push({ name: 'postgres+redis', env: { DATABASE_URL: database.url, REDIS_URL: process.env.REDIS_URL! } })
 const targets = ['/health/live/', '/health/ready/', '/api/nothing/']
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 async function start(setup: Setup, dir: string): Promise<{ child: ChildProcess; url: string }> {
   const port = await freePort()
@@ -118,7 +98,7 @@ for (const setup of setups) {
   }
 }
 
-if (setups.length > 1) await admin(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`)
+await database?.drop()
 
 process.stdout.write(
   [`${CONNECTIONS} connections, ${DURATION} s per target`, '| setup | path | req/s | p50 ms | p99 ms | non-2xx | RSS MiB |', '| --- | --- | --- | --- | --- | --- | --- |', ...rows, ''].join('\n'),
