@@ -10,7 +10,11 @@ export interface Cache {
   readonly backend: 'redis' | 'memory'
   get<T>(key: string): Promise<T | undefined>
   set(key: string, value: unknown, ttlSeconds: number): Promise<void>
+  /** Several values in one round trip, in the order of `keys`. */
+  getMany<T>(keys: string[]): Promise<Array<T | undefined>>
   delete(...keys: string[]): Promise<void>
+  /** Adds one to a counter (created at 1), without expiry; undefined when the store is down. */
+  incr(key: string): Promise<number | undefined>
   /** Throws when the store does not answer. */
   ping(): Promise<void>
   /** The Redis connection, for stores that share it (rate limits); null in memory mode. */
@@ -36,8 +40,16 @@ export function createMemoryCache(prefix = ''): Cache {
       }
       return JSON.parse(entry.value) as T
     },
+    async getMany<T>(keys: string[]) {
+      return Promise.all(keys.map((key) => this.get<T>(key)))
+    },
     async set(key, value, ttlSeconds) {
       entries.set(prefix + key, { value: JSON.stringify(value), expiresAt: Date.now() + ttlSeconds * 1000 })
+    },
+    async incr(key) {
+      const current = (await this.get<number>(key)) ?? 0
+      entries.set(prefix + key, { value: String(current + 1), expiresAt: Number.POSITIVE_INFINITY })
+      return current + 1
     },
     async delete(...keys) {
       for (const key of keys) entries.delete(prefix + key)
@@ -93,6 +105,11 @@ export async function createRedisCache(url: string, prefix: string, log: Logger)
         const text = await redis.get(key)
         return text === null ? undefined : (JSON.parse(text) as T)
       }),
+    getMany: <T>(keys: string[]) =>
+      guard('getMany', keys.map(() => undefined), async () =>
+        (await redis.mget(...keys)).map((text) => (text === null ? undefined : (JSON.parse(text) as T))),
+      ),
+    incr: (key) => guard('incr', undefined, () => redis.incr(key)),
     set: (key, value, ttlSeconds) => guard('set', undefined, async () => void (await redis.set(key, JSON.stringify(value), 'EX', ttlSeconds))),
     delete: (...keys) => guard('delete', undefined, async () => void (keys.length > 0 && (await redis.del(...keys)))),
     async ping() {

@@ -1,5 +1,7 @@
 import { sql } from 'drizzle-orm'
-import { type AnyPgColumn, boolean, check, index, integer, jsonb, numeric, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
+import { type AnyPgColumn, boolean, check, customType, index, integer, jsonb, numeric, pgTable, smallint, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
+
+const tsvector = customType<{ data: string }>({ dataType: () => 'tsvector' })
 
 export const categories = pgTable(
   'categories',
@@ -29,10 +31,21 @@ export const products = pgTable(
     deleted_at: timestamp('deleted_at', { withTimezone: true }),
     rating: numeric('rating', { precision: 3, scale: 2 }),
     review_count: integer('review_count').notNull().default(0),
+    /** Derived: the lowest price of the active variants (null without any), for lists and filters. */
+    price: integer('price'),
+    /** Derived: name (A) > category path (B) > attributes (C) > description (D), english stems. */
+    search_vector: tsvector('search_vector'),
     created_at: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     updated_at: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
   },
-  (table) => [index('products_category_idx').on(table.category_id), index('products_created_idx').on(table.created_at, table.id)],
+  (table) => [
+    index('products_category_idx').on(table.category_id),
+    index('products_created_idx').on(table.created_at, table.id),
+    index('products_price_idx').on(table.price, table.id),
+    index('products_name_idx').on(table.name, table.id),
+    index('products_rating_idx').on(sql`coalesce(${table.rating}, 0)`, table.id),
+    index('products_search_idx').using('gin', table.search_vector),
+  ],
 )
 
 export const variants = pgTable(
@@ -49,10 +62,13 @@ export const variants = pgTable(
     compare_at_price: integer('compare_at_price'),
     currency: text('currency').notNull(),
     position: integer('position').notNull().default(0),
+    /** A variant dropped from its product stays (orders and reservations point at it) but is not sold. */
+    is_active: boolean('is_active').notNull().default(true),
     created_at: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     updated_at: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
   },
   (table) => [
+    check('product_variants_compare_at_check', sql`${table.compare_at_price} IS NULL OR ${table.compare_at_price} >= 0`),
     uniqueIndex('product_variants_sku_idx').on(table.sku),
     index('product_variants_product_idx').on(table.product_id, table.position),
     check('product_variants_price_check', sql`${table.price} >= 0`),
@@ -114,4 +130,51 @@ export const reservations = pgTable(
     uniqueIndex('stock_reservations_active_idx').on(table.reference, table.variant_id).where(sql`${table.status} = 'active'`),
     check('stock_reservations_quantity_check', sql`${table.quantity} > 0`),
   ],
+)
+
+/** An uploaded product image; the URL is built from `key` at read time (local, S3 or CDN). */
+export const productImages = pgTable(
+  'product_images',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    product_id: uuid('product_id').notNull().references(() => products.id, { onDelete: 'cascade' }),
+    /** Storage key, e.g. "products/<product id>/<image id>.webp". */
+    key: text('key').notNull(),
+    content_type: text('content_type').notNull(),
+    size: integer('size').notNull(),
+    width: integer('width'),
+    height: integer('height'),
+    alt: text('alt').notNull().default(''),
+    position: integer('position').notNull().default(0),
+    created_at: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (table) => [index('product_images_product_idx').on(table.product_id, table.position)],
+)
+
+/** One review per user per product; products.rating and review_count follow them. */
+export const reviews = pgTable(
+  'product_reviews',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    product_id: uuid('product_id').notNull().references(() => products.id, { onDelete: 'cascade' }),
+    user_id: uuid('user_id').notNull(),
+    rating: smallint('rating').notNull(),
+    title: text('title').notNull().default(''),
+    body: text('body').notNull().default(''),
+    verified_purchase: boolean('verified_purchase').notNull().default(false),
+    created_at: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    updated_at: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (table) => [
+    uniqueIndex('product_reviews_product_user_idx').on(table.product_id, table.user_id),
+    index('product_reviews_product_created_idx').on(table.product_id, table.created_at, table.id),
+    check('product_reviews_rating_check', sql`${table.rating} BETWEEN 1 AND 5`),
+  ],
+)
+
+/** Words of product names, categories and attributes: the vocabulary typo correction picks from. */
+export const searchWords = pgTable(
+  'search_words',
+  { word: text('word').primaryKey() },
+  (table) => [index('search_words_trgm_idx').using('gin', sql`${table.word} gin_trgm_ops`)],
 )
