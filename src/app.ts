@@ -6,6 +6,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import { registerApps } from './apps/index.js'
 import type { Settings } from './config/index.js'
 import { registerDocs } from './core/http/docs.js'
+import { registerMedia } from './core/http/media.js'
 import { registerErrorHandling } from './core/http/problem.js'
 import { registerRateLimit } from './core/http/rate-limit.js'
 import { registerRequestHooks } from './core/http/request-hooks.js'
@@ -60,6 +61,7 @@ export async function buildApp(settings: Settings, overrides: PlatformOverrides 
   await registerRateLimit(app, settings, platform.cache)
   registerIdempotency(app, settings, platform.database.db)
   await registerDocs(app, settings)
+  await registerMedia(app, settings)
   await registerApps(app, platform)
   return app
 }

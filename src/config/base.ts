@@ -98,6 +98,7 @@ export function buildSettings(env: Env, environment: Environment): { settings: S
       cdnDomain: env.CDN_DOMAIN ?? null,
       mediaRoot: fromProjectRoot(env.MEDIA_ROOT!),
       mediaUrl: env.MEDIA_URL!,
+      maxUploadBytes: env.MEDIA_MAX_UPLOAD_BYTES!,
       staticRoot: fromProjectRoot(env.STATIC_ROOT!),
       staticUrl: env.STATIC_URL!,
     },

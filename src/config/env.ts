@@ -87,6 +87,7 @@ export const EnvSchema = Type.Object({
   CDN_DOMAIN: str('CDN host name for media and static URLs', integrations),
   MEDIA_ROOT: str('local directory for uploaded media', { default: '.data/media', ...integrations }),
   MEDIA_URL: str('URL prefix of local media', { default: '/media/', ...integrations }),
+  MEDIA_MAX_UPLOAD_BYTES: int('largest image upload in bytes (413 above it)', { default: 10_485_760, minimum: 1024, ...integrations }),
   STATIC_ROOT: str('directory collectstatic writes to', { default: '.data/static', ...integrations }),
   STATIC_URL: str('URL prefix of static files', { default: '/static/', ...integrations }),
   COLLECT_STATIC: bool("the original entrypoint's switch to run collectstatic before starting", { default: false, ...integrations }),

@@ -60,6 +60,8 @@ export interface Settings {
     cdnDomain: string | null
     mediaRoot: string
     mediaUrl: string
+    /** Largest accepted upload (images), in bytes. */
+    maxUploadBytes: number
     staticRoot: string
     staticUrl: string
   }

@@ -1,3 +1,5 @@
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import type { EnvironmentProfile } from './profiles.js'
 
 /** The automated tests: in-memory everything, silent logs, fast retries, generous rate limits. */
@@ -7,6 +9,8 @@ export const test: EnvironmentProfile = {
     LOG_LEVEL: 'silent',
     EMAIL_BACKEND: 'memory',
     PGLITE_DATA_DIR: 'memory',
+    // Uploads of a test run go to the system's temp directory, never into the checkout.
+    MEDIA_ROOT: join(tmpdir(), `shop-test-media-${process.pid}`),
     MIGRATE_ON_START: true,
     RATE_LIMIT_GLOBAL: '100000/minute',
     RATE_LIMIT_AUTH: '1000/minute',

@@ -12,12 +12,15 @@ import { createOutboxRelay, type OutboxRelay } from './events/index.js'
 import { createLogger, type Logger } from './logging.js'
 import { createMetrics, type Metrics } from './metrics.js'
 import { createInProcessQueue, TaskRegistry, type TaskQueue } from './queue/index.js'
+import { createStorage, type Storage } from './storage.js'
 
 export interface Platform {
   settings: Settings
   log: PinoLogger
   database: Database
   cache: Cache
+  /** Media files (local disk or S3). */
+  storage: Storage
   tasks: TaskRegistry
   queue: TaskQueue
   mailer: Mailer
@@ -43,6 +46,7 @@ export async function createPlatform(settings: Settings, overrides: PlatformOver
     if (applied > 0) log.info({ applied }, 'database migrations applied')
   }
   const cache = await createCache(settings, log)
+  const storage = createStorage(settings, log)
   const tasks = new TaskRegistry()
   const mailer = createMailer(settings, log)
   tasks.register(createSendEmailTask(mailer))
@@ -72,6 +76,7 @@ export async function createPlatform(settings: Settings, overrides: PlatformOver
     log,
     database,
     cache,
+    storage,
     tasks,
     queue,
     mailer,
@@ -91,6 +96,7 @@ export async function createPlatform(settings: Settings, overrides: PlatformOver
       await queue.close(Math.floor(settings.http.shutdownTimeoutMs * 0.8))
       mailer.close()
       await cache.close()
+      storage.close?.()
       await database.close()
     },
   }

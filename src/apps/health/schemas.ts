@@ -11,6 +11,7 @@ const checks = Type.Object({
   database: Type.Optional(CheckResultSchema),
   cache: Type.Optional(CheckResultSchema),
   search: Type.Optional(CheckResultSchema),
+  storage: Type.Optional(CheckResultSchema),
   queue: Type.Optional(CheckResultSchema),
   vault: Type.Optional(CheckResultSchema),
 })

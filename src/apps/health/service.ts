@@ -4,11 +4,11 @@
  */
 import type { Platform } from '../../core/platform.js'
 
-export type CheckName = 'database' | 'cache' | 'search' | 'queue' | 'vault'
+export type CheckName = 'database' | 'cache' | 'search' | 'storage' | 'queue' | 'vault'
 
 export interface CheckResult {
   status: 'ok' | 'error'
-  /** Which implementation answered (postgres, pglite, redis, memory, opensearch, in-process, vault). */
+  /** Which implementation answered (postgres, pglite, redis, memory, opensearch, s3, in-process, vault). */
   backend: string
   latency_ms: number
   error?: string
@@ -22,10 +22,10 @@ export interface HealthReport {
 
 type Probe = { backend: string; run: (signal: AbortSignal) => Promise<void> }
 
-/** What readiness needs; the detailed report adds the rest. */
-const READINESS: CheckName[] = ['database', 'cache', 'search']
+/** What readiness needs (storage only with S3: local media is a directory); the detailed report adds the rest. */
+const READINESS: CheckName[] = ['database', 'cache', 'search', 'storage']
 
-export function createHealthService(platform: Pick<Platform, 'database' | 'cache' | 'queue' | 'settings'>, fetchImpl: typeof fetch = fetch) {
+export function createHealthService(platform: Pick<Platform, 'database' | 'cache' | 'queue' | 'storage' | 'settings'>, fetchImpl: typeof fetch = fetch) {
   const { settings } = platform
   const probes: Partial<Record<CheckName, Probe>> = {
     database: { backend: platform.database.kind, run: () => platform.database.ping() },
@@ -34,6 +34,7 @@ export function createHealthService(platform: Pick<Platform, 'database' | 'cache
       ? { backend: 'opensearch', run: (signal) => searchHealth(fetchImpl, settings.search.url!, signal) }
       : // PostgreSQL full-text search lives in the database.
         { backend: 'postgres', run: () => platform.database.ping() },
+    ...(platform.storage.backend === 's3' ? { storage: { backend: 's3', run: (signal: AbortSignal) => platform.storage.ping(signal) } } : {}),
     queue: { backend: platform.queue.backend, run: () => platform.queue.ping() },
     ...(settings.vault.enabled && settings.vault.addr ? { vault: { backend: 'vault', run: (signal: AbortSignal) => vaultHealth(fetchImpl, settings.vault.addr!, signal) } } : {}),
   }
@@ -68,7 +69,7 @@ export function createHealthService(platform: Pick<Platform, 'database' | 'cache
   }
 
   return {
-    /** Database, cache and search. */
+    /** Database, cache, search and (S3) storage. */
     readiness: () => report(READINESS),
     /** Every dependency, Vault included when enabled. */
     details: () => report(Object.keys(probes) as CheckName[]),
