@@ -36,7 +36,7 @@ export function factories(t: TestApp) {
       return { id: row!.id, email: row!.email, password, role: row!.role }
     },
     /** A product with one variant per entry of `stock` (its on-hand quantity); answers the SKUs. */
-    async product(options: { stock?: number[]; price?: number } = {}): Promise<{ id: string; skus: string[] }> {
+    async product(options: { stock?: number[]; price?: number } = {}): Promise<{ id: string; slug: string; skus: string[] }> {
       const db = t.app.platform.database.db
       const suffix = randomUUID().slice(0, 8)
       const [product] = await db.insert(products).values({ slug: `product-${suffix}`, name: `Product ${suffix}` }).returning()
@@ -50,7 +50,7 @@ export function factories(t: TestApp) {
         await db.insert(stockLevels).values({ variant_id: variant!.id, on_hand: onHand })
         skus.push(sku)
       }
-      return { id: product!.id, skus }
+      return { id: product!.id, slug: product!.slug, skus }
     },
     /** Authorization header of a fresh access token (mfa: the session used a second factor). */
     async auth(user: Pick<MadeUser, 'id' | 'role'>, options: { mfa?: boolean } = {}): Promise<{ authorization: string }> {

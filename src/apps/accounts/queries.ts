@@ -1,6 +1,7 @@
 /** Drizzle queries of the accounts app: one statement each; the caller passes the pool or a transaction. */
-import { and, desc, eq, ilike, isNull, or, sql, type SQL } from 'drizzle-orm'
+import { and, desc, eq, ilike, inArray, isNull, or, sql, type SQL } from 'drizzle-orm'
 import type { Db } from '../../core/db/index.js'
+import { isUniqueViolation, preparedFor } from '../../core/db/index.js'
 import { EmailTakenError } from './errors.js'
 import { addresses, oneTimeTokens, recoveryCodes, refreshTokens, users, type roles, type tokenPurposes } from './tables.js'
 
@@ -9,7 +10,6 @@ export type AddressRow = typeof addresses.$inferSelect
 export type Role = (typeof roles)[number]
 export type TokenPurpose = (typeof tokenPurposes)[number]
 
-const isUniqueViolation = (err: unknown) => (err as { code?: string; cause?: { code?: string } }).code === '23505' || (err as { cause?: { code?: string } }).cause?.code === '23505'
 const byEmail = (email: string) => sql`lower(${users.email}) = lower(${email})`
 
 export async function insertUser(db: Db, values: typeof users.$inferInsert): Promise<UserRow> {
@@ -23,7 +23,7 @@ export async function insertUser(db: Db, values: typeof users.$inferInsert): Pro
 }
 
 export async function findUserById(db: Db, id: string): Promise<UserRow | undefined> {
-  const [row] = await prepared(preparedUserById, db, prepareUserById).execute({ id })
+  const [row] = await preparedFor(preparedUserById, db, prepareUserById).execute({ id })
   return row
 }
 
@@ -47,14 +47,8 @@ const preparePrincipal = (db: Db) =>
   db.select({ role: users.role, is_active: users.is_active, token_version: users.token_version }).from(users).where(eq(users.id, sql.placeholder('id'))).prepare('accounts_find_principal')
 const prepareUserById = (db: Db) => db.select().from(users).where(eq(users.id, sql.placeholder('id'))).prepare('accounts_find_user_by_id')
 
-function prepared<T>(cache: WeakMap<Db, T>, db: Db, prepare: (db: Db) => T): T {
-  let statement = cache.get(db)
-  if (!statement) cache.set(db, (statement = prepare(db)))
-  return statement
-}
-
 export async function findPrincipal(db: Db, id: string): Promise<{ role: Role; is_active: boolean; token_version: number } | undefined> {
-  const [row] = await prepared(preparedPrincipal, db, preparePrincipal).execute({ id })
+  const [row] = await preparedFor(preparedPrincipal, db, preparePrincipal).execute({ id })
   return row
 }
 
@@ -187,4 +181,10 @@ export async function clearDefault(db: Db, userId: string, kind: 'is_default_shi
     .update(addresses)
     .set({ [kind]: false })
     .where(and(eq(addresses.user_id, userId), eq(addresses[kind], true), sql`${addresses.id} <> ${exceptId}`))
+}
+
+/** First and last names of these users in one statement (shown next to what they wrote). */
+export async function findUserNames(db: Db, ids: string[]): Promise<Array<{ id: string; first_name: string; last_name: string }>> {
+  if (ids.length === 0) return []
+  return db.select({ id: users.id, first_name: users.first_name, last_name: users.last_name }).from(users).where(inArray(users.id, ids))
 }

@@ -5,6 +5,7 @@ import { Type } from 'typebox'
 import type { Settings } from '../../config/index.js'
 import type { AuthGuards } from '../../core/auth.js'
 import { keyedRateLimit, rateLimited } from '../../core/http/rate-limit.js'
+import { pageUrl } from '../../core/http/pagination.js'
 import { Page, Problem } from '../../core/http/schemas.js'
 import {
   AddressSchema,
@@ -205,7 +206,7 @@ export function accountRoutes(accounts: AccountsService, guards: AuthGuards): Fa
       schema: { tags: ['accounts'], summary: 'Users, newest first (staff)', security: bearer, querystring: UserListQuery, response: { 200: Page(UserSchema), 401: Problem, 403: Problem, 422: Problem } },
     }, async (request) => {
       const page = await accounts.listUsers(request.ctx, request.query)
-      return { count: null, next: page.next_cursor ? nextUrl(request, page.next_cursor) : null, previous: null, results: page.results }
+      return { count: null, next: pageUrl(request, page.next_cursor ?? null), previous: null, results: page.results }
     })
 
     app.patch('/users/:id/', {
@@ -213,12 +214,4 @@ export function accountRoutes(accounts: AccountsService, guards: AuthGuards): Fa
       schema: { tags: ['accounts'], summary: "Change a user's role or active flag (admin)", security: bearer, params: IdParams, body: UpdateUserBody, response: { 200: UserSchema, 401: Problem, 403: Problem, 404: Problem, 409: Problem, 422: Problem } },
     }, async (request) => accounts.updateUser(request.ctx, request.params.id, request.body))
   }
-}
-
-/** The same list URL with the next cursor (scheme and host as the client sees them, with TRUST_PROXY). */
-function nextUrl(request: FastifyRequest, cursor: string): string {
-  const [path = '', query = ''] = request.url.split('?')
-  const params = new URLSearchParams(query)
-  params.set('cursor', cursor)
-  return `${request.protocol}://${request.host}${path}?${params.toString()}`
 }

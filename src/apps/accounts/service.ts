@@ -3,7 +3,7 @@
  * password reset, TOTP two-factor sign-in, the address book and staff user management.
  * Owns users, user_addresses, refresh_tokens, one_time_tokens, mfa_recovery_codes.
  * Publishes user.registered, user.password_reset_requested, user.deactivated; its own tasks send
- * the emails. Other apps use `getUserSummary`, `loadPrincipal` and the guards of core/auth.
+ * the emails. Other apps use `getUserSummary`, `getUserNames`, `loadPrincipal` and the guards of core/auth.
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto'
 import type { Settings } from '../../config/index.js'
@@ -330,6 +330,11 @@ export function createAccountsService(deps: { settings: Settings; tokens: UserTo
     },
 
     /** For other services (internal API). */
+    /** Display names by user id in one query (review authors); unknown ids are absent. */
+    async getUserNames(ctx: Ctx, ids: string[]): Promise<Map<string, { first_name: string; last_name: string }>> {
+      return new Map((await q.findUserNames(ctx.db, ids)).map((row) => [row.id, { first_name: row.first_name, last_name: row.last_name }]))
+    },
+
     async getUserSummary(ctx: Ctx, id: string): Promise<UserSummary> {
       const user = await q.findUserById(ctx.db, id)
       if (!user) throw new NotFoundError('User', id)
