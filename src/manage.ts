@@ -4,17 +4,25 @@
  *   check     validate the configuration and exit
  *   service_token --service NAME [--ttl SECONDS] [--audience AUD]   print a service token
  *   createsuperuser --email E --password P   (or DJANGO_SUPERUSER_EMAIL / DJANGO_SUPERUSER_PASSWORD)
+ *   seed_demo [--products N] [--seed S] [--force]   add a demo catalog (refuses a non-empty one without --force)
+ *   search_reindex   rebuild the search index without downtime
  */
 import { parseArgs } from 'node:util'
 import { ConfigError, loadProcessSettings, type Settings } from './config/index.js'
 import { serviceNames } from './config/settings.js'
 import { createAccountsService } from './apps/accounts/service.js'
+import { createCatalogCache } from './apps/products/catalog-cache.js'
+import { CatalogNotEmptyError, seedDemo, writeDemoImages } from './apps/products/seed-demo.js'
 import { createUserTokens } from './core/auth.js'
+import { createCache } from './core/cache.js'
 import { createCtx } from './core/context.js'
 import { createDatabase } from './core/db/index.js'
 import { AppError } from './core/errors.js'
 import { createLogger } from './core/logging.js'
+import { createCatalog } from './apps/products/catalog.js'
+import { createSearchBackend } from './apps/search/index.js'
 import { createServiceTokenManager, isServiceName } from './core/service-auth/index.js'
+import { createStorage } from './core/storage.js'
 
 /** run resolves to the exit code, or nothing for 0. */
 type Command = { summary: string; run: (settings: Settings, args: string[]) => Promise<number | void> }
@@ -64,6 +72,84 @@ const commands: Record<string, Command> = {
     summary: 'validate the configuration and exit',
     async run(settings) {
       out(`Configuration for ${settings.environment} is valid (database: ${settings.db.kind}, cache: ${settings.cache.redisUrl ? 'redis' : 'memory'}).`)
+    },
+  },
+  seed_demo: {
+    summary: 'add a demo catalog: [--products N (default 200)] [--seed S] [--force: add to a catalog that has products]',
+    async run(settings, args) {
+      let values: { products?: string; seed?: string; force?: boolean }
+      try {
+        values = parseArgs({ args, options: { products: { type: 'string' }, seed: { type: 'string' }, force: { type: 'boolean' } } }).values
+      } catch (err) {
+        return usageError(err instanceof Error ? err.message : String(err))
+      }
+      const products = Number(values.products ?? 200)
+      if (!Number.isInteger(products) || products < 1 || products > 10_000_000) return usageError(`--products must be a whole number from 1 to 10000000, got "${values.products}".`)
+      const seed = values.seed === undefined ? undefined : Number(values.seed)
+      if (seed !== undefined && !Number.isSafeInteger(seed)) return usageError(`--seed must be a whole number, got "${values.seed}".`)
+      const log = createLogger(settings)
+      const database = await createDatabase(settings, log)
+      const storage = createStorage(settings, log)
+      const started = performance.now()
+      try {
+        // Placeholders first, so no image row ever points at a missing file; writing them again changes nothing.
+        await writeDemoImages(storage)
+        const counts = await seedDemo(database.db, {
+          products,
+          currency: settings.currency,
+          ...(seed === undefined ? {} : { seed }),
+          force: values.force ?? false,
+          onProgress: (done, total) => {
+            if (total > done) out(`  ${done}/${total} products`)
+          },
+        })
+        // Running API processes share Redis: their cached lists and pages must not outlive the new products.
+        if (settings.cache.redisUrl) {
+          const cache = await createCache(settings, log)
+          await createCatalogCache(cache).changed(createCtx({ db: database.db, log, requestId: 'manage' }), ['catalog', 'stock']).finally(() => cache.close())
+        }
+        const seconds = ((performance.now() - started) / 1000).toFixed(1)
+        out(
+          `Seeded ${counts.products} products (numbers ${counts.first_number}–${counts.first_number + counts.products - 1}), ${counts.variants} variants, ` +
+            `${counts.stock_movements} stock movements, ${counts.images} images; ${counts.categories_created} new categories; ` +
+            `${counts.out_of_stock_products} out of stock, ${counts.inactive_products} inactive; in ${seconds} s.`,
+        )
+      } catch (err) {
+        if (err instanceof CatalogNotEmptyError) return usageError(`${err.message} Run again with --force to add ${products} more demo products.`)
+        throw err
+      } finally {
+        storage.close?.()
+        await database.close()
+      }
+    },
+  },
+  search_reindex: {
+    summary: 'rebuild the search index from the catalog (OpenSearch: a new index, then an atomic alias swap)',
+    async run(settings) {
+      const log = createLogger(settings)
+      const database = await createDatabase(settings, log)
+      const cache = await createCache(settings, log)
+      const catalogCache = createCatalogCache(cache)
+      const catalog = createCatalog({ cache: catalogCache, currency: settings.currency, mediaUrl: (key) => key })
+      const backend = await createSearchBackend(settings, catalog, log)
+      const started = performance.now()
+      try {
+        const ctx = createCtx({ db: database.db, log, requestId: 'manage' })
+        const indexed = await backend.reindexAll(ctx)
+        // Running API processes share the cache: cached searches must not outlive the new index.
+        await catalogCache.changed(ctx)
+        out(`Indexed ${indexed} products (${backend.name}) in ${((performance.now() - started) / 1000).toFixed(1)} s.`)
+      } catch (err) {
+        if (err instanceof AppError) {
+          process.stderr.write(`${err.message}\n`)
+          return 1
+        }
+        throw err
+      } finally {
+        await backend.close()
+        await cache.close()
+        await database.close()
+      }
     },
   },
   service_token: {

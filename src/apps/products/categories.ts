@@ -5,8 +5,10 @@
 import { sql } from 'drizzle-orm'
 import type { Ctx } from '../../core/context.js'
 import { ConflictError, NotFoundError, ValidationError } from '../../core/errors.js'
+import type { CatalogCache } from './catalog-cache.js'
 import * as q from './category-queries.js'
 import type { CategoryRow } from './category-queries.js'
+import { refreshDerived } from './derived-queries.js'
 
 export interface CategoryNode {
   id: string
@@ -19,8 +21,19 @@ export interface CategoryNode {
 
 const TREE_LOCK = 724_311_101
 
-export function createCategories() {
+export function createCategories(deps: { cache: CatalogCache }) {
   const lockTree = (tx: Ctx) => tx.db.execute(sql`SELECT pg_advisory_xact_lock(${TREE_LOCK})`)
+
+  /**
+   * A category's name or place changed: its products' search documents hold the category path,
+   * so they are refreshed in the same transaction and announced to the search index.
+   */
+  const productsMoved = async (tx: Ctx, categoryIds: string[]) => {
+    const productIds = await q.productIdsIn(tx.db, categoryIds)
+    if (productIds.length === 0) return
+    await refreshDerived(tx.db, { productIds })
+    await tx.events.publish('catalog.products_changed', { product_ids: productIds })
+  }
 
   const bySlug = async (ctx: Ctx, slug: string): Promise<CategoryRow> => {
     const row = await q.findCategoryBySlug(ctx.db, slug)
@@ -49,12 +62,14 @@ export function createCategories() {
     },
 
     async create(ctx: Ctx, input: { name: string; slug?: string; parent?: string | null }): Promise<CategoryNode> {
-      return ctx.tx(async (tx) => {
+      const node = await ctx.tx(async (tx) => {
         await lockTree(tx)
         const parent_id = (await parentId(tx, input.parent)) ?? null
         const row = await q.insertCategory(tx.db, { name: input.name.trim(), slug: input.slug ?? slugify(input.name), parent_id })
         return { ...toNode(row, input.parent ?? null), children: [] }
       })
+      await deps.cache.changed(ctx)
+      return node
     },
 
     /** Renames or moves a category; a move under itself or one of its descendants is a 409. */
@@ -71,7 +86,9 @@ export function createCategories() {
           ...(input.slug !== undefined ? { slug: input.slug } : {}),
           ...(parent_id !== undefined ? { parent_id } : {}),
         })
+        if (input.name !== undefined || parent_id !== undefined) await productsMoved(tx, await q.subtreeIds(tx.db, category.id))
       })
+      await deps.cache.changed(ctx)
       return this.get(ctx, input.slug ?? slug)
     },
 
@@ -81,8 +98,14 @@ export function createCategories() {
         await lockTree(tx)
         const category = await bySlug(tx, slug)
         if (await q.hasChildren(tx.db, category.id)) throw new ConflictError('category_has_children', 'Move or delete its subcategories first.')
+        const productIds = await q.productIdsIn(tx.db, [category.id])
         await q.deleteCategory(tx.db, category.id)
+        if (productIds.length > 0) {
+          await refreshDerived(tx.db, { productIds })
+          await tx.events.publish('catalog.products_changed', { product_ids: productIds })
+        }
       })
+      await deps.cache.changed(ctx)
     },
 
     /** The category and every category below it (for "category includes descendants" filters). */

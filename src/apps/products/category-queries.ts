@@ -1,13 +1,12 @@
 /** Drizzle queries for categories: one statement each. */
-import { asc, eq, sql } from 'drizzle-orm'
+import { asc, eq, inArray, sql } from 'drizzle-orm'
 import type { Db } from '../../core/db/index.js'
-import { rowsOf } from '../../core/db/index.js'
+import { rowsOf, isUniqueViolation } from '../../core/db/index.js'
 import { ConflictError } from '../../core/errors.js'
-import { categories } from './tables.js'
+import { categories, products } from './tables.js'
 
 export type CategoryRow = typeof categories.$inferSelect
 
-const isUniqueViolation = (err: unknown) => ((err as { code?: string }).code ?? (err as { cause?: { code?: string } }).cause?.code) === '23505'
 
 /** Parents before children is not needed: the tree is assembled in memory; names sort siblings. */
 export async function listCategories(db: Db): Promise<CategoryRow[]> {
@@ -57,4 +56,10 @@ export async function subtreeIds(db: Db, rootId: string): Promise<string[]> {
     )
     SELECT id FROM subtree`)
   return rowsOf<{ id: string }>(result).map((row) => row.id)
+}
+
+/** Ids of the products (deleted ones too: their documents must not keep a stale path) in these categories. */
+export async function productIdsIn(db: Db, categoryIds: string[]): Promise<string[]> {
+  if (categoryIds.length === 0) return []
+  return (await db.select({ id: products.id }).from(products).where(inArray(products.category_id, categoryIds))).map((row) => row.id)
 }

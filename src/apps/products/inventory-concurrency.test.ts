@@ -13,6 +13,8 @@ import { factories, type MadeUser } from '../../../test/factories.js'
 import { createTestApp, usesPostgres, type TestApp } from '../../../test/harness.js'
 import { stockLedger, stockQueries } from '../../../test/stock-ledger.js'
 import { OutOfStockError } from './errors.js'
+import { createMemoryCache } from '../../core/cache.js'
+import { createCatalogCache } from './catalog-cache.js'
 import { createProductsService } from './service.js'
 import { reservations, variants } from './tables.js'
 
@@ -27,7 +29,7 @@ describe.runIf(usesPostgres)('inventory under concurrent transactions', () => {
   let base: string
   let gate: pg.Client
   let observer: pg.Client
-  const products = createProductsService()
+  const products = createProductsService({ cache: createCatalogCache(createMemoryCache()) })
 
   beforeAll(async () => {
     t = await createTestApp({ env: { DB_POOL_MAX: String(POOL) } })

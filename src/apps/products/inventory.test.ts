@@ -13,6 +13,8 @@ import { stockLedger, stockQueries } from '../../../test/stock-ledger.js'
 import type { Actor } from '../../core/context.js'
 import { AppError } from '../../core/errors.js'
 import { AlreadyReservedError, InvalidQuantityError, OutOfStockError, UnknownSkuError } from './errors.js'
+import { createMemoryCache } from '../../core/cache.js'
+import { createCatalogCache } from './catalog-cache.js'
 import { createProductsService } from './service.js'
 import { reservations, stockLevels, variants } from './tables.js'
 
@@ -20,7 +22,7 @@ let t: TestApp
 let f: ReturnType<typeof factories>
 let ledger: ReturnType<typeof stockLedger>
 let staff: MadeUser
-const products = createProductsService()
+const products = createProductsService({ cache: createCatalogCache(createMemoryCache()) })
 
 beforeAll(async () => {
   t = await createTestApp()

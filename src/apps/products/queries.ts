@@ -1,6 +1,6 @@
 /** Drizzle queries of the products app (inventory so far): one statement each. */
 import { and, asc, eq, inArray, sql } from 'drizzle-orm'
-import type { Db } from '../../core/db/index.js'
+import { isUniqueViolation, type Db } from '../../core/db/index.js'
 import { AlreadyReservedError } from './errors.js'
 import { reservations, stockLevels, stockMovements, variants } from './tables.js'
 
@@ -51,11 +51,18 @@ export async function availableOf(db: Db, variantId: string): Promise<number> {
 }
 
 /** Applies deltas to a stock row (release: reserved −q; commit: on_hand −q and reserved −q). */
-export async function moveStock(db: Db, variantId: string, deltaOnHand: number, deltaReserved: number): Promise<void> {
-  await db
+export async function moveStock(db: Db, variantId: string, deltaOnHand: number, deltaReserved: number): Promise<StockRow> {
+  const [row] = await db
     .update(stockLevels)
     .set({ on_hand: sql`${stockLevels.on_hand} + ${deltaOnHand}`, reserved: sql`${stockLevels.reserved} + ${deltaReserved}`, updated_at: sql`now()` })
     .where(eq(stockLevels.variant_id, variantId))
+    .returning()
+  return row!
+}
+
+export async function productIdsOfVariants(db: Db, variantIds: string[]): Promise<string[]> {
+  const rows = await db.selectDistinct({ id: variants.product_id }).from(variants).where(inArray(variants.id, variantIds))
+  return rows.map((row) => row.id)
 }
 
 export async function insertMovement(db: Db, values: typeof stockMovements.$inferInsert): Promise<void> {
@@ -66,8 +73,7 @@ export async function insertReservation(db: Db, values: typeof reservations.$inf
   try {
     await db.insert(reservations).values(values)
   } catch (err) {
-    const code = (err as { code?: string; cause?: { code?: string } }).code ?? (err as { cause?: { code?: string } }).cause?.code
-    if (code === '23505') throw new AlreadyReservedError(values.reference)
+    if (isUniqueViolation(err)) throw new AlreadyReservedError(values.reference)
     throw err
   }
 }

@@ -1,9 +1,24 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { AuthGuards } from '../../core/auth.js'
-import { Problem } from '../../core/http/schemas.js'
+import { isStaff, type AuthGuards } from '../../core/auth.js'
+import { pageUrl } from '../../core/http/pagination.js'
+import { Page, Problem } from '../../core/http/schemas.js'
 import { Type } from 'typebox'
+import type { SearchService } from '../search/service.js'
+import type { Catalog } from './catalog.js'
 import type { Categories } from './categories.js'
-import { CategorySchema, CreateCategoryBody, SkuParams, SlugParams, StockChangeBody, StockSchema, UpdateCategoryBody } from './schemas.js'
+import {
+  CategorySchema,
+  CreateCategoryBody,
+  CreateProductBody,
+  ProductListQuery,
+  ProductSchema,
+  SkuParams,
+  SlugParams,
+  StockChangeBody,
+  StockSchema,
+  UpdateCategoryBody,
+  UpdateProductBody,
+} from './schemas.js'
 import type { ProductsService } from './service.js'
 
 const bearer = [{ bearerAuth: [] }]
@@ -61,6 +76,53 @@ export function categoryRoutes(categories: Categories, guards: AuthGuards): Fast
       schema: { tags: ['catalog'], summary: 'Delete a category without subcategories (staff)', security: bearer, params: SlugParams, response: { 204: Type.Null(), 401: Problem, 403: Problem, 404: Problem, 409: Problem } },
     }, async (request, reply) => {
       await categories.remove(request.ctx, request.params.slug)
+      return reply.code(204).send(null)
+    })
+  }
+}
+
+export function catalogRoutes(catalog: Catalog, search: SearchService, guards: AuthGuards): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    app.get('/api/products/', {
+      schema: {
+        tags: ['catalog'],
+        summary: 'Active products: filters, ordering and keyset pages',
+        description: '`price` is a product\'s lowest variant price; `min_price`/`max_price` filter on it. `count` is given on the first page only. With `search` and no `ordering`, results are ranked by relevance.',
+        querystring: ProductListQuery,
+        response: { 200: Page(ProductSchema), 422: Problem },
+      },
+    }, async (request) => {
+      const { search: text, ...params } = request.query
+      const page = text?.trim() ? await search.productList(request.ctx, { ...params, search: text }) : await catalog.list(request.ctx, params)
+      return { ...page, next: pageUrl(request, page.next), previous: pageUrl(request, page.previous) }
+    })
+
+    app.post('/api/products/', {
+      preValidation: guards.requireStaff,
+      schema: { tags: ['catalog'], summary: 'Create a product with its variants (staff)', security: bearer, body: CreateProductBody, response: { 201: ProductSchema, 401: Problem, 403: Problem, 409: Problem, 422: Problem } },
+    }, async (request, reply) => reply.code(201).send(await catalog.create(request.ctx, request.body)))
+
+    app.get('/api/products/:slug/', {
+      schema: { tags: ['catalog'], summary: 'One product with its variants, images and live stock (staff also see inactive ones)', params: SlugParams, response: { 200: ProductSchema, 404: Problem } },
+    }, async (request) => catalog.get(request.ctx, request.params.slug, { staff: isStaff(request.ctx.actor) }))
+
+    app.patch('/api/products/:slug/', {
+      preValidation: guards.requireStaff,
+      schema: {
+        tags: ['catalog'],
+        summary: 'Change a product (staff); `variants`, when given, is the full list',
+        security: bearer,
+        params: SlugParams,
+        body: UpdateProductBody,
+        response: { 200: ProductSchema, 401: Problem, 403: Problem, 404: Problem, 409: Problem, 422: Problem },
+      },
+    }, async (request) => catalog.update(request.ctx, request.params.slug, request.body))
+
+    app.delete('/api/products/:slug/', {
+      preValidation: guards.requireStaff,
+      schema: { tags: ['catalog'], summary: 'Soft-delete a product (staff): orders and reviews keep it, shoppers no longer see it', security: bearer, params: SlugParams, response: { 204: Type.Null(), 401: Problem, 403: Problem, 404: Problem } },
+    }, async (request, reply) => {
+      await catalog.remove(request.ctx, request.params.slug)
       return reply.code(204).send(null)
     })
   }

@@ -2,12 +2,14 @@
  * Products: the catalog's tables (categories, products, variants) and inventory. So far this file
  * holds inventory: stock per variant (available = on hand − reserved), a movement for every
  * change written in the same transaction, and the reservation functions checkout calls
- * (reserve, release, commit), atomic under concurrency. Publishes and consumes no events yet.
+ * (reserve, release, commit), atomic under concurrency. Availability crossing zero publishes
+ * `catalog.products_changed` and marks `in_stock` lists stale.
  *
  * Every function that touches several stock rows locks them in variant id order, so concurrent
  * reservations, releases and commits over the same variants cannot deadlock.
  */
 import type { Ctx } from '../../core/context.js'
+import type { CatalogCache } from './catalog-cache.js'
 import { InvalidQuantityError, OutOfStockError, StockBelowReservedError, UnknownSkuError } from './errors.js'
 import * as q from './queries.js'
 
@@ -26,11 +28,21 @@ export interface ReservationLine {
 export type StockChange = { quantity: number; reason?: string } | { delta: number; reason: string }
 
 /** Who is acting, for the stock ledger. */
-function actorOf(ctx: Ctx): string {
+export function actorOf(ctx: Ctx): string {
   return ctx.actor ? `${ctx.actor.kind}:${ctx.actor.id}` : 'system'
 }
 
-export function createProductsService() {
+export function createProductsService(deps: { cache: CatalogCache }) {
+  /**
+   * Availability crossed zero for these variants: lists filtered by `in_stock` and the search
+   * index must follow. Other stock changes need nothing: pages read stock live.
+   */
+  const availabilityFlipped = async (tx: Ctx, variantIds: string[]) => {
+    if (variantIds.length === 0) return
+    await tx.events.publish('catalog.products_changed', { product_ids: await q.productIdsOfVariants(tx.db, variantIds) })
+    await deps.cache.changed(tx, ['stock'])
+  }
+
   /** Variant ids for SKUs, in lock order; unknown SKUs are a 404 naming the first. */
   const resolve = async (ctx: Ctx, skus: string[]): Promise<Array<{ id: string; sku: string }>> => {
     const found = await q.findVariantsBySku(ctx.db, skus)
@@ -53,6 +65,7 @@ export function createProductsService() {
         if (onHand < 0) throw new InvalidQuantityError('delta' in change ? 'delta' : 'quantity', 'Stock cannot go below zero.')
         if (onHand < stock.reserved) throw new StockBelowReservedError(sku, stock.reserved)
         const updated = await q.setOnHand(tx.db, variant!.id, onHand)
+        if (isFlip(stock.on_hand - stock.reserved, updated.on_hand - updated.reserved)) await availabilityFlipped(tx, [variant!.id])
         const reason = change.reason ?? ('delta' in change ? 'adjustment' : 'count')
         await q.insertMovement(tx.db, { variant_id: variant!.id, delta_on_hand: onHand - stock.on_hand, reason, actor: actorOf(tx) })
         return toStockDto(sku, updated)
@@ -71,12 +84,16 @@ export function createProductsService() {
         wanted.set(line.sku, (wanted.get(line.sku) ?? 0) + line.quantity)
       }
       await ctx.tx(async (tx) => {
+        const soldOut: string[] = []
         for (const variant of await resolve(tx, [...wanted.keys()])) {
           const quantity = wanted.get(variant.sku)!
-          if (!(await q.reserveStock(tx.db, variant.id, quantity))) throw new OutOfStockError(variant.sku, await q.availableOf(tx.db, variant.id))
+          const reserved = await q.reserveStock(tx.db, variant.id, quantity)
+          if (!reserved) throw new OutOfStockError(variant.sku, await q.availableOf(tx.db, variant.id))
+          if (reserved.on_hand === reserved.reserved) soldOut.push(variant.id)
           await q.insertReservation(tx.db, { reference, variant_id: variant.id, quantity })
           await q.insertMovement(tx.db, { variant_id: variant.id, delta_reserved: quantity, reason: 'reserve', reference, actor: actorOf(tx) })
         }
+        await availabilityFlipped(tx, soldOut)
       })
     },
 
@@ -100,9 +117,12 @@ export function createProductsService() {
   async function settle(ctx: Ctx, reference: string, to: 'released' | 'committed'): Promise<number> {
     return ctx.tx(async (tx) => {
       const held = await q.lockActiveReservations(tx.db, reference)
+      const backInStock: string[] = []
       for (const reservation of held) {
         const deltaOnHand = to === 'committed' ? -reservation.quantity : 0
-        await q.moveStock(tx.db, reservation.variant_id, deltaOnHand, -reservation.quantity)
+        const moved = await q.moveStock(tx.db, reservation.variant_id, deltaOnHand, -reservation.quantity)
+        // A commit leaves availability as it was; a release of a sold-out variant brings it back.
+        if (to === 'released' && moved.on_hand - moved.reserved === reservation.quantity) backInStock.push(reservation.variant_id)
         await q.setReservationStatus(tx.db, reservation.id, to)
         await q.insertMovement(tx.db, {
           variant_id: reservation.variant_id,
@@ -113,6 +133,7 @@ export function createProductsService() {
           actor: actorOf(tx),
         })
       }
+      await availabilityFlipped(tx, backInStock)
       return held.length
     })
   }
@@ -120,6 +141,14 @@ export function createProductsService() {
 
 export type ProductsService = ReturnType<typeof createProductsService>
 
+/** Availability went from some to none or from none to some. */
+function isFlip(before: number, after: number): boolean {
+  return (before > 0) !== (after > 0)
+}
+
 function toStockDto(sku: string, stock: { on_hand: number; reserved: number }): StockDto {
   return { sku, on_hand: stock.on_hand, reserved: stock.reserved, available: stock.on_hand - stock.reserved }
 }
+
+/** The product shapes other apps' routes reuse (search answers product cards). */
+export { listFilters, ProductOrdering, ProductSchema } from './schemas.js'

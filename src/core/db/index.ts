@@ -34,12 +34,38 @@ export interface Database {
   migrate(): Promise<number>
   ping(): Promise<void>
   poolStats(): PoolStats
+  /** Statements run through `db` since start (tests assert constant query counts with it). */
+  queryCount(): number
   close(): Promise<void>
 }
 
 export const migrationsFolder = join(projectRoot, 'migrations')
 /** Serialises migrations across processes sharing one PostgreSQL server. */
 const MIGRATION_LOCK_ID = 724_311_001
+
+/** Counts statements through Drizzle's logger hook (called once per statement, cheap). */
+function queryCounter() {
+  let statements = 0
+  return {
+    logQuery: () => void statements++,
+    count: () => statements,
+  }
+}
+
+/**
+ * A statement built once per database handle (the pool; a transaction gets its own) and
+ * prepared by name on each connection: for the statements hot paths run on every request.
+ */
+export function preparedFor<T>(cache: WeakMap<Db, T>, db: Db, prepare: (db: Db) => T): T {
+  let statement = cache.get(db)
+  if (!statement) cache.set(db, (statement = prepare(db)))
+  return statement
+}
+
+/** A unique constraint refused the statement (pg puts the code on the error, PGlite on its cause). */
+export function isUniqueViolation(err: unknown): boolean {
+  return ((err as { code?: string }).code ?? (err as { cause?: { code?: string } }).cause?.code) === '23505'
+}
 
 /** Rows of a raw `db.execute(sql…)` result, whichever driver produced it. */
 export function rowsOf<T>(result: unknown): T[] {
@@ -62,8 +88,10 @@ function createPostgres(config: Extract<Settings['db'], { kind: 'postgres' }>, l
   })
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on('error', (err) => log.warn({ err }, 'idle database connection failed'))
-  const db = drizzlePg(pool) as unknown as Db
+  const counter = queryCounter()
+  const db = drizzlePg(pool, { logger: counter }) as unknown as Db
   return {
+    queryCount: counter.count,
     kind: 'postgres',
     db,
     async migrate() {
@@ -94,8 +122,10 @@ export async function createPglite(dataDir: string | null, existing?: PGlite): P
     unlock()
     throw err
   }))
-  const db = drizzlePglite(client) as unknown as Db
+  const counter = queryCounter()
+  const db = drizzlePglite(client, { logger: counter }) as unknown as Db
   return {
+    queryCount: counter.count,
     kind: 'pglite',
     db,
     async migrate() {

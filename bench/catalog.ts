@@ -1,0 +1,160 @@
+/**
+ * Catalog benchmark: a production-mode API process (built JavaScript, PostgreSQL, Redis) on a
+ * seeded catalog, against its bound — bare Fastify serving the same data with one hand-written
+ * SQL statement and JSON.stringify (bench/bare-catalog.ts) — measured turn by turn in one run, so
+ * the ratios hold on a noisy machine.
+ *
+ *   DATABASE_URL=postgres://… REDIS_URL=redis://… npm run bench
+ *
+ * The catalog is seeded into a scratch database (dropped at the end). BENCH_PRODUCTS (10000),
+ * BENCH_CONNECTIONS (32) and BENCH_SECONDS (10) change the run. Not run by CI.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import autocannon from 'autocannon'
+import pg from 'pg'
+import { freePort, scratchDatabase } from './support.js'
+
+const PRODUCTS = Number(process.env.BENCH_PRODUCTS ?? 10_000)
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32)
+const DURATION = Number(process.env.BENCH_SECONDS ?? 10)
+const TARGETS = { ratio: 0.7, p99Ms: 30, rssMiB: 150 }
+
+if (!process.env.DATABASE_URL || !process.env.REDIS_URL) {
+  process.stderr.write('The catalog benchmark runs the production setup: set DATABASE_URL (a PostgreSQL server) and REDIS_URL.\n')
+  process.exit(2)
+}
+
+const database = (await scratchDatabase('bench_catalog'))!
+const children: ChildProcess[] = []
+const cleanUp = async () => {
+  for (const child of children) child.kill('SIGTERM')
+  await Promise.all(children.map((child) => (child.exitCode === null ? new Promise((resolve) => child.once('exit', resolve)) : null)))
+  await database.drop()
+}
+
+try {
+  const env = { ...process.env, DATABASE_URL: database.url, ENVIRONMENT: 'development', SEED_DEMO_ON_START: 'false', LOG_LEVEL: 'warn' }
+  await run('node', ['--import', 'tsx', 'src/manage.ts', 'migrate'], env)
+  const seeded = Date.now()
+  await run('node', ['--import', 'tsx', 'src/manage.ts', 'seed_demo', '--products', String(PRODUCTS)], env)
+  process.stdout.write(`seeded ${PRODUCTS} products in ${((Date.now() - seeded) / 1000).toFixed(1)} s\n`)
+
+  const sample = await pickSample(database.url)
+  const ours = await startServer(['dist/server.js'], {
+    ...process.env,
+    ...productionEnv(),
+    DATABASE_URL: database.url,
+  })
+  const bound = await startServer(['--import', 'tsx', 'bench/bare-catalog.ts'], { ...process.env, DATABASE_URL: database.url })
+
+  const scenarios = [
+    { name: 'product list (20, with variants)', ours: ['/api/products/?limit=20'], bound: ['/list'] },
+    { name: 'product detail', ours: sample.slugs.map((slug) => `/api/products/${slug}/`), bound: sample.slugs.map((slug) => `/detail/${slug}`) },
+    { name: `search "${sample.word}"`, ours: [`/api/search/?q=${sample.word}`], bound: [`/search?q=${sample.word}`] },
+    {
+      name: 'filtered list',
+      ours: [`/api/products/?category=${sample.category}&min_price=1000&max_price=10000&ordering=price`],
+      bound: [`/filtered?category=${sample.category}&min_price=1000&max_price=10000`],
+    },
+  ]
+
+  const rows: string[] = []
+  const verdicts: string[] = []
+  let peakRss = 0
+  for (const scenario of scenarios) {
+    const base = await measure(bound.url, scenario.bound)
+    const mine = await measure(ours.url, scenario.ours, () => rssOf(ours.child.pid!).then((rss) => void (peakRss = Math.max(peakRss, rss))))
+    const ratio = mine.rps / base.rps
+    rows.push(`| ${scenario.name} | ${mine.rps} | ${mine.p50} | ${mine.p99} | ${base.rps} | ${base.p50} | ${base.p99} | ${(ratio * 100).toFixed(0)} % | ${mine.errors + base.errors} |`)
+    if (!scenario.name.startsWith('filtered')) {
+      verdicts.push(`${scenario.name}: ${ratio >= TARGETS.ratio ? 'meets' : 'MISSES'} ≥ ${TARGETS.ratio * 100} % of the bound; p99 ${mine.p99} ms ${mine.p99 < TARGETS.p99Ms ? 'meets' : 'MISSES'} < ${TARGETS.p99Ms} ms`)
+    }
+  }
+  verdicts.push(`API process peak RSS ${peakRss.toFixed(0)} MiB: ${peakRss < TARGETS.rssMiB ? 'meets' : 'MISSES'} < ${TARGETS.rssMiB} MiB`)
+
+  process.stdout.write(
+    [
+      '',
+      `${PRODUCTS} products, ${CONNECTIONS} connections, ${DURATION} s per run, production mode (node dist/server.js) vs bare Fastify + one SQL statement`,
+      '| scenario | req/s | p50 ms | p99 ms | bound req/s | bound p50 | bound p99 | ratio | errors |',
+      '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+      ...rows,
+      '',
+      ...verdicts,
+      '',
+    ].join('\n'),
+  )
+} finally {
+  await cleanUp()
+}
+
+/** Requests per second and latency percentiles for a set of paths, cycled by every connection. */
+async function measure(url: string, paths: string[], onSample?: () => Promise<void>) {
+  const requests = paths.map((path) => ({ method: 'GET' as const, path }))
+  await autocannon({ url, requests, connections: CONNECTIONS, duration: 2 })
+  const timer = onSample ? setInterval(() => void onSample(), 250) : null
+  const result = await autocannon({ url, requests, connections: CONNECTIONS, duration: DURATION })
+  if (timer) clearInterval(timer)
+  return { rps: Math.round(result.requests.average), p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.non2xx }
+}
+
+/** Slugs for detail pages, a category with many products, and a word many names share. */
+async function pickSample(url: string) {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    const slugs = (await client.query<{ slug: string }>(`SELECT slug FROM products WHERE is_active AND deleted_at IS NULL AND price IS NOT NULL ORDER BY md5(id::text) LIMIT 100`)).rows.map((row) => row.slug)
+    const category = (await client.query<{ slug: string }>(`SELECT c.slug FROM categories c WHERE c.parent_id IS NULL ORDER BY (SELECT count(*) FROM categories s WHERE s.parent_id = c.id) DESC, c.slug LIMIT 1`)).rows[0]!.slug
+    const word = (await client.query<{ word: string }>(`SELECT word FROM search_words w WHERE length(word) >= 5 ORDER BY (SELECT count(*) FROM products p WHERE p.name ILIKE '%' || w.word || '%') DESC, word LIMIT 1`)).rows[0]!.word
+    return { slugs, category, word }
+  } finally {
+    await client.end()
+  }
+}
+
+/** What production refuses to start without, with throwaway values for a loopback benchmark. */
+function productionEnv(): Record<string, string> {
+  // Random per run: production refuses short or well-known keys.
+  const secret = randomBytes(40).toString('base64url')
+  return {
+    ENVIRONMENT: 'production',
+    SECRET_KEY: secret,
+    ALLOWED_HOSTS: '127.0.0.1,localhost',
+    CELERY_BROKER_URL: process.env.REDIS_URL!,
+    CELERY_RESULT_BACKEND: process.env.REDIS_URL!,
+    SERVICE_AUTH_SECRET_DJANGO_BACKEND: `${secret}-a`,
+    SERVICE_AUTH_SECRET_API_GATEWAY: `${secret}-b`,
+    SERVICE_AUTH_SECRET_CELERY_WORKER: `${secret}-c`,
+    RATE_LIMIT_GLOBAL: '100000000/minute',
+    LOG_LEVEL: 'warn',
+    SEED_DEMO_ON_START: 'false',
+  }
+}
+
+async function startServer(args: string[], env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; url: string }> {
+  const port = await freePort()
+  const child = spawn('node', args, { env: { ...env, PORT: String(port), HOST: '127.0.0.1' }, stdio: ['ignore', 'ignore', 'inherit'] })
+  children.push(child)
+  const url = `http://127.0.0.1:${port}`
+  const deadline = Date.now() + 30_000
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${args.join(' ')} exited with ${child.exitCode}`)
+    if (await fetch(`${url}/health/live/`).then(() => true, () => false)) return { child, url }
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+  throw new Error(`${args.join(' ')}: not listening within 30 s`)
+}
+
+async function rssOf(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8')
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024
+}
+
+function run(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { env, stdio: ['ignore', 'inherit', 'inherit'] })
+    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${command} ${args.join(' ')} exited with ${code}`))))
+  })
+}
