@@ -42,12 +42,14 @@ try {
   process.stdout.write(`seeded ${PRODUCTS} products in ${((Date.now() - seeded) / 1000).toFixed(1)} s\n`)
 
   const sample = await pickSample(database.url)
-  const ours = await startServer(['dist/server.js'], {
+  // Exactly what production runs: `npm run start:prod` (its Node flags included), exec'd so the pid is node's.
+  const startProd = JSON.parse(await readFile('package.json', 'utf8')).scripts['start:prod'] as string
+  const ours = await startServer('sh', ['-c', `exec ${startProd}`], {
     ...process.env,
     ...productionEnv(),
     DATABASE_URL: database.url,
   })
-  const bound = await startServer(['--import', 'tsx', 'bench/bare-catalog.ts'], { ...process.env, DATABASE_URL: database.url })
+  const bound = await startServer('node', ['--import', 'tsx', 'bench/bare-catalog.ts'], { ...process.env, DATABASE_URL: database.url })
 
   const scenarios = [
     { name: 'product list (20, with variants)', ours: ['/api/products/?limit=20'], bound: ['/list'] },
@@ -77,7 +79,7 @@ try {
   process.stdout.write(
     [
       '',
-      `${PRODUCTS} products, ${CONNECTIONS} connections, ${DURATION} s per run, production mode (node dist/server.js) vs bare Fastify + one SQL statement`,
+      `${PRODUCTS} products, ${CONNECTIONS} connections, ${DURATION} s per run, production mode (npm run start:prod) vs bare Fastify + one SQL statement`,
       '| scenario | req/s | p50 ms | p99 ms | bound req/s | bound p50 | bound p99 | ratio | errors |',
       '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
       ...rows,
@@ -133,9 +135,9 @@ function productionEnv(): Record<string, string> {
   }
 }
 
-async function startServer(args: string[], env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; url: string }> {
+async function startServer(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; url: string }> {
   const port = await freePort()
-  const child = spawn('node', args, { env: { ...env, PORT: String(port), HOST: '127.0.0.1' }, stdio: ['ignore', 'ignore', 'inherit'] })
+  const child = spawn(command, args, { env: { ...env, PORT: String(port), HOST: '127.0.0.1' }, stdio: ['ignore', 'ignore', 'inherit'] })
   children.push(child)
   const url = `http://127.0.0.1:${port}`
   const deadline = Date.now() + 30_000

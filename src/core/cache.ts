@@ -13,8 +13,8 @@ export interface Cache {
   /** Several values in one round trip, in the order of `keys`. */
   getMany<T>(keys: string[]): Promise<Array<T | undefined>>
   delete(...keys: string[]): Promise<void>
-  /** Adds one to a counter (created at 1), without expiry; undefined when the store is down. */
-  incr(key: string): Promise<number | undefined>
+  /** Adds `by` (default 1) to a counter created at 0, without expiry; undefined when the store is down. */
+  incr(key: string, by?: number): Promise<number | undefined>
   /** Throws when the store does not answer. */
   ping(): Promise<void>
   /** The Redis connection, for stores that share it (rate limits); null in memory mode. */
@@ -46,10 +46,10 @@ export function createMemoryCache(prefix = ''): Cache {
     async set(key, value, ttlSeconds) {
       entries.set(prefix + key, { value: JSON.stringify(value), expiresAt: Date.now() + ttlSeconds * 1000 })
     },
-    async incr(key) {
-      const current = (await this.get<number>(key)) ?? 0
-      entries.set(prefix + key, { value: String(current + 1), expiresAt: Number.POSITIVE_INFINITY })
-      return current + 1
+    async incr(key, by = 1) {
+      const next = ((await this.get<number>(key)) ?? 0) + by
+      entries.set(prefix + key, { value: String(next), expiresAt: Number.POSITIVE_INFINITY })
+      return next
     },
     async delete(...keys) {
       for (const key of keys) entries.delete(prefix + key)
@@ -109,7 +109,7 @@ export async function createRedisCache(url: string, prefix: string, log: Logger)
       guard('getMany', keys.map(() => undefined), async () =>
         (await redis.mget(...keys)).map((text) => (text === null ? undefined : (JSON.parse(text) as T))),
       ),
-    incr: (key) => guard('incr', undefined, () => redis.incr(key)),
+    incr: (key, by = 1) => guard('incr', undefined, () => redis.incrby(key, by)),
     set: (key, value, ttlSeconds) => guard('set', undefined, async () => void (await redis.set(key, JSON.stringify(value), 'EX', ttlSeconds))),
     delete: (...keys) => guard('delete', undefined, async () => void (keys.length > 0 && (await redis.del(...keys)))),
     async ping() {

@@ -146,10 +146,13 @@ const prepareStock = (db: Db) =>
     .where(sql`${stockLevels.variant_id} = ANY(${sql.placeholder('ids')}::uuid[])`)
     .prepare('products_available_stock')
 
-/** Available stock (on hand − reserved) per variant id; variants without a stock row have none. */
-export async function availableStock(db: Db, variantIds: string[]): Promise<Map<string, number>> {
-  if (variantIds.length === 0) return new Map()
-  const rows = await preparedFor(preparedStock, db, prepareStock).execute({ ids: toArray(variantIds) })
+/**
+ * Available stock (on hand − reserved) per variant id, for ids given as an array literal
+ * ("{id,id}"); variants without a stock row have none.
+ */
+export async function availableStock(db: Db, variantIdsLiteral: string): Promise<Map<string, number>> {
+  if (variantIdsLiteral === '{}') return new Map()
+  const rows = await preparedFor(preparedStock, db, prepareStock).execute({ ids: variantIdsLiteral })
   return new Map(rows.map((row) => [row.id, row.available]))
 }
 

@@ -12,6 +12,7 @@ import { NotFoundError, ValidationError } from '../../core/errors.js'
 import { decodeCursor, encodeCursor } from '../../core/http/pagination.js'
 import type { CatalogCache, Generation } from './catalog-cache.js'
 import * as q from './catalog-queries.js'
+import { fillStock, renderProducts, type RenderedProducts } from './rendered.js'
 import type { ListFilters, PageRow, SortField, TermGroups, VariantRow } from './catalog-queries.js'
 import { findCategoryBySlug, listCategories, subtreeIds } from './category-queries.js'
 import * as search from './search-queries.js'
@@ -99,7 +100,8 @@ export interface ProductPage {
   count: number | null
   next: string | null
   previous: string | null
-  results: ProductDto[]
+  /** A JSON array of ProductDto (rendered once, cached, stock filled in per request). */
+  results: string
 }
 
 /** A keyset position: the ordering it belongs to, the last row's sort value and id, and the direction. */
@@ -149,8 +151,7 @@ const DEFAULT_ORDERING: Ordering = '-created_at'
  * the first a 409: those get a random slug instead.
  */
 function slugFromName(name: string): string {
-  const slug = slugify(name)
-  return slug === 'category' && !/category/i.test(name) ? `product-${randomUUID().slice(0, 8)}` : slug
+  return /[a-z0-9]/i.test(name.normalize('NFKD')) ? slugify(name) : `product-${randomUUID().slice(0, 8)}`
 }
 
 export interface CatalogDeps {
@@ -188,20 +189,9 @@ export function createCatalog(deps: CatalogDeps) {
     }))
   }
 
-  /** Adds the live stock figures: one statement for the whole page. */
-  const withStock = async (ctx: Ctx, items: CachedProduct[]): Promise<ProductDto[]> => {
-    const stock = await q.availableStock(
-      ctx.db,
-      items.flatMap((item) => item.variants.map((variant) => variant.id)),
-    )
-    return items.map((item) => ({
-      ...item,
-      variants: item.variants.map((variant) => {
-        const available = stock.get(variant.id) ?? 0
-        return { ...variant, in_stock: available > 0, stock_available: available }
-      }),
-    }))
-  }
+  /** Fills rendered products with live stock: one statement for the whole page. */
+  const withStock = async (ctx: Ctx, rendered: RenderedProducts): Promise<string> =>
+    fillStock(rendered, await q.availableStock(ctx.db, rendered.variantIdsLiteral))
 
   /** The list's filters resolved: a category slug becomes its subtree's ids; an empty price range is a 422. */
   const resolveFilters = async (ctx: Ctx, params: ListParams): Promise<ListFilters> => {
@@ -263,26 +253,25 @@ export function createCatalog(deps: CatalogDeps) {
     await tx.events.publish('catalog.products_changed', { product_ids: productIds } satisfies ProductsEvents['catalog.products_changed'])
   }
 
-  const bySlugForStaff = async (ctx: Ctx, slug: string): Promise<ProductDto> => {
+  const bySlugForStaff = async (ctx: Ctx, slug: string): Promise<string> => {
     const row = await q.findProduct(ctx.db, slug)
     if (!row) throw new NotFoundError('Product', slug)
-    const [item] = await hydrate(ctx, [row])
-    return (await withStock(ctx, [item!]))[0]!
+    return withStock(ctx, renderProducts(await hydrate(ctx, [row]), true))
   }
 
   return {
-    /** A product page: active products for everyone, inactive ones too for staff. */
-    async get(ctx: Ctx, slug: string, options: { staff?: boolean } = {}): Promise<ProductDto> {
+    /** A product page as JSON (ProductDto): active products for everyone, inactive ones too for staff. */
+    async get(ctx: Ctx, slug: string, options: { staff?: boolean } = {}): Promise<string> {
       if (options.staff) return bySlugForStaff(ctx, slug)
       const cached = await cache.read(`product:${slug}`, ['catalog'], async () => {
         const row = await q.findProduct(ctx.db, slug)
-        return row && row.is_active ? (await hydrate(ctx, [row]))[0]! : null
+        return row && row.is_active ? renderProducts(await hydrate(ctx, [row]), true) : null
       })
       if (!cached) throw new NotFoundError('Product', slug)
-      return (await withStock(ctx, [cached]))[0]!
+      return withStock(ctx, cached)
     },
 
-    /** The public list: filters, ordering, keyset pages (`next`/`previous` are cursors). */
+    /** The public list: filters, ordering, keyset pages (`next`/`previous` are cursors, `results` JSON). */
     async list(ctx: Ctx, params: ListParams, groups?: TermGroups): Promise<ProductPage> {
       const cursor = params.cursor === undefined ? undefined : decodeCursor(params.cursor, isKeysetCursor)
       const ordering = params.ordering ?? DEFAULT_ORDERING
@@ -313,7 +302,7 @@ export function createCatalog(deps: CatalogDeps) {
           // Forwards: a next page when more rows followed; a previous one whenever we came from a cursor.
           next: cursor?.back ? at(last, false) : more ? at(last, false) : null,
           previous: cursor?.back ? (more ? at(first, true) : null) : cursor ? at(first, true) : null,
-          results: await hydrate(ctx, pageRows),
+          results: renderProducts(await hydrate(ctx, pageRows)),
         }
       })
       return { ...page, results: await withStock(ctx, page.results) }
@@ -329,7 +318,7 @@ export function createCatalog(deps: CatalogDeps) {
       return hydrate(ctx, rows)
     },
 
-    /** Adds live stock figures to cached products (one statement). */
+    /** Fills rendered products with live stock figures (one statement). */
     withStock,
 
     /** Rebuilds every product's derived columns and vocabulary (after a bulk load or a restore). */
@@ -364,7 +353,7 @@ export function createCatalog(deps: CatalogDeps) {
       return toDocuments(await search.documentBatch(ctx.db, afterId, limit), await listCategories(ctx.db))
     },
 
-    async create(ctx: Ctx, input: ProductInput): Promise<ProductDto> {
+    async create(ctx: Ctx, input: ProductInput): Promise<string> {
       const slug = input.slug ?? slugFromName(input.name)
       await ctx.tx(async (tx) => {
         const product = await q.insertProduct(tx.db, {
@@ -383,7 +372,7 @@ export function createCatalog(deps: CatalogDeps) {
     },
 
     /** Changes the fields given; `variants`, when given, is the full list (see writeVariants). */
-    async update(ctx: Ctx, slug: string, patch: Partial<ProductInput>): Promise<ProductDto> {
+    async update(ctx: Ctx, slug: string, patch: Partial<ProductInput>): Promise<string> {
       await ctx.tx(async (tx) => {
         const product = await q.lockProduct(tx.db, slug)
         if (!product) throw new NotFoundError('Product', slug)

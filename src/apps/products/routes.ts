@@ -5,6 +5,7 @@ import { Page, Problem } from '../../core/http/schemas.js'
 import { Type } from 'typebox'
 import type { SearchService } from '../search/service.js'
 import type { Catalog } from './catalog.js'
+import { pageJson, sendRendered } from './rendered.js'
 import type { Categories } from './categories.js'
 import {
   CategorySchema,
@@ -81,6 +82,7 @@ export function categoryRoutes(categories: Categories, guards: AuthGuards): Fast
   }
 }
 
+
 export function catalogRoutes(catalog: Catalog, search: SearchService, guards: AuthGuards): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.get('/api/products/', {
@@ -91,20 +93,20 @@ export function catalogRoutes(catalog: Catalog, search: SearchService, guards: A
         querystring: ProductListQuery,
         response: { 200: Page(ProductSchema), 422: Problem },
       },
-    }, async (request) => {
+    }, async (request, reply) => {
       const { search: text, ...params } = request.query
       const page = text?.trim() ? await search.productList(request.ctx, { ...params, search: text }) : await catalog.list(request.ctx, params)
-      return { ...page, next: pageUrl(request, page.next), previous: pageUrl(request, page.previous) }
+      return sendRendered(reply, pageJson({ count: page.count, next: pageUrl(request, page.next), previous: pageUrl(request, page.previous) }, page.results))
     })
 
     app.post('/api/products/', {
       preValidation: guards.requireStaff,
       schema: { tags: ['catalog'], summary: 'Create a product with its variants (staff)', security: bearer, body: CreateProductBody, response: { 201: ProductSchema, 401: Problem, 403: Problem, 409: Problem, 422: Problem } },
-    }, async (request, reply) => reply.code(201).send(await catalog.create(request.ctx, request.body)))
+    }, async (request, reply) => sendRendered(reply, await catalog.create(request.ctx, request.body), 201))
 
     app.get('/api/products/:slug/', {
       schema: { tags: ['catalog'], summary: 'One product with its variants, images and live stock (staff also see inactive ones)', params: SlugParams, response: { 200: ProductSchema, 404: Problem } },
-    }, async (request) => catalog.get(request.ctx, request.params.slug, { staff: isStaff(request.ctx.actor) }))
+    }, async (request, reply) => sendRendered(reply, await catalog.get(request.ctx, request.params.slug, { staff: isStaff(request.ctx.actor) })))
 
     app.patch('/api/products/:slug/', {
       preValidation: guards.requireStaff,
@@ -116,7 +118,7 @@ export function catalogRoutes(catalog: Catalog, search: SearchService, guards: A
         body: UpdateProductBody,
         response: { 200: ProductSchema, 401: Problem, 403: Problem, 404: Problem, 409: Problem, 422: Problem },
       },
-    }, async (request) => catalog.update(request.ctx, request.params.slug, request.body))
+    }, async (request, reply) => sendRendered(reply, await catalog.update(request.ctx, request.params.slug, request.body)))
 
     app.delete('/api/products/:slug/', {
       preValidation: guards.requireStaff,

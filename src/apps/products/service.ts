@@ -150,5 +150,6 @@ function toStockDto(sku: string, stock: { on_hand: number; reserved: number }): 
   return { sku, on_hand: stock.on_hand, reserved: stock.reserved, available: stock.on_hand - stock.reserved }
 }
 
-/** The product shapes other apps' routes reuse (search answers product cards). */
+/** The product shapes and rendering other apps' routes reuse (search answers product cards). */
 export { listFilters, ProductOrdering, ProductSchema } from './schemas.js'
+export { pageJson, renderProducts, sendRendered } from './rendered.js'

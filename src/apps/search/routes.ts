@@ -4,6 +4,7 @@ import type { AuthGuards } from '../../core/auth.js'
 import { pageUrl } from '../../core/http/pagination.js'
 import { Problem } from '../../core/http/schemas.js'
 import { IdParams, SearchQuerystring, SearchResultSchema, SynonymBody, SynonymSchema } from './schemas.js'
+import { pageJson, sendRendered } from '../products/service.js'
 import type { SearchService } from './service.js'
 import type { Synonyms } from './synonyms.js'
 
@@ -19,9 +20,10 @@ export function searchRoutes(search: SearchService, synonyms: Synonyms, guards: 
         querystring: SearchQuerystring,
         response: { 200: SearchResultSchema, 422: Problem },
       },
-    }, async (request) => {
+    }, async (request, reply) => {
       const page = await search.search(request.ctx, request.query)
-      return { ...page, next: pageUrl(request, page.next), previous: pageUrl(request, page.previous) }
+      const head = { count: page.count, next: pageUrl(request, page.next), previous: pageUrl(request, page.previous) }
+      return sendRendered(reply, pageJson(head, page.results, { facets: page.facets, corrections: page.corrections }))
     })
 
     app.get('/api/search/synonyms/', {

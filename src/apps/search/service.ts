@@ -7,7 +7,8 @@
 import type { Ctx } from '../../core/context.js'
 import { decodeCursor, encodeCursor } from '../../core/http/pagination.js'
 import type { CatalogCache, Generation } from '../products/catalog-cache.js'
-import type { Catalog, CachedProduct, ListParams, Ordering, ProductDto, ProductPage } from '../products/catalog.js'
+import type { Catalog, ListParams, Ordering, ProductDto, ProductPage } from '../products/catalog.js'
+import { renderProducts } from '../products/service.js'
 import type { Categories, CategoryNode } from '../products/categories.js'
 import { PRICE_BUCKETS, type FacetCounts, type SearchBackend, type SearchOrdering } from './backend.js'
 import type { Synonyms } from './synonyms.js'
@@ -23,8 +24,12 @@ export interface Facets {
   attributes: Array<{ name: string; values: Array<{ value: string; count: number }> }>
 }
 
+/** One result of /api/search/: a product card with its highlighted name and description. */
+export type SearchResultItem = ProductDto & { highlight: { name: string | null; description: string | null } }
+
 export interface SearchPage extends ProductPage {
-  results: Array<ProductDto & { highlight: { name: string | null; description: string | null } }>
+  /** JSON array of SearchResultItem. */
+  results: string
   facets: Facets
   /** Words that were not in the catalog and what was searched instead. */
   corrections: Record<string, string>
@@ -84,7 +89,7 @@ export function createSearchService(deps: { catalog: Catalog; categories: Catego
         count: result.total,
         next: offset + limit < result.total ? encodeCursor({ off: offset + limit }) : null,
         previous: offset > 0 ? encodeCursor({ off: Math.max(0, offset - limit) }) : null,
-        results: products.map((product) => ({ ...product, highlight: highlights.get(product.id) ?? { name: null, description: null } })),
+        results: renderProducts(products.map((product) => ({ ...product, highlight: highlights.get(product.id) ?? { name: null, description: null } }))),
         facets: options.facets ? facetsOf(result.facets, await deps.categories.tree(ctx), backend.countsAncestors === true) : emptyFacets(),
         corrections,
       }
@@ -95,7 +100,7 @@ export function createSearchService(deps: { catalog: Catalog; categories: Catego
     /** GET /api/search/: ranked hits with highlights, facets and corrections. */
     async search(ctx: Ctx, params: SearchParams): Promise<SearchPage> {
       const page = await run(ctx, params, { facets: true })
-      return { ...page, results: await withStock(ctx, page.results) }
+      return { ...page, results: await catalog.withStock(ctx, page.results) }
     },
 
     /**
@@ -108,7 +113,7 @@ export function createSearchService(deps: { catalog: Catalog; categories: Catego
         return catalog.list(ctx, params, groups.length > 0 ? groups : undefined)
       }
       const { count, next, previous, results } = await run(ctx, { ...params, q: params.search, ordering: 'relevance' }, { facets: false })
-      return { count, next, previous, results: await withStock(ctx, results) }
+      return { count, next, previous, results: await catalog.withStock(ctx, results) }
     },
 
     async reindex(ctx: Ctx): Promise<number> {
@@ -118,11 +123,6 @@ export function createSearchService(deps: { catalog: Catalog; categories: Catego
     },
 
     backend,
-  }
-
-  async function withStock<T extends CachedProduct>(ctx: Ctx, items: T[]): Promise<Array<T & ProductDto>> {
-    const stocked = await catalog.withStock(ctx, items)
-    return items.map((item, i) => ({ ...item, variants: stocked[i]!.variants }))
   }
 }
 
