@@ -12,11 +12,13 @@ import { NotFoundError, ValidationError } from '../../core/errors.js'
 import { decodeCursor, encodeCursor } from '../../core/http/pagination.js'
 import type { CatalogCache, Generation } from './catalog-cache.js'
 import * as q from './catalog-queries.js'
+import { isKeysetCursor } from './list-cursor.js'
 import { fillStock, renderProducts, type RenderedProducts } from './rendered.js'
 import type { ListFilters, PageRow, SortField, TermGroups, VariantRow } from './catalog-queries.js'
 import { findCategoryBySlug, listCategories, subtreeIds } from './category-queries.js'
 import * as search from './search-queries.js'
-import type { Correction, DocumentRow } from './search-queries.js'
+import type { Correction } from './search-queries.js'
+import { toDocuments, type SearchDocumentDto } from './search-documents.js'
 import { refreshDerived } from './derived-queries.js'
 import type { ProductsEvents } from './events.js'
 import { ensureStock, insertMovement, setOnHand } from './queries.js'
@@ -102,45 +104,6 @@ export interface ProductPage {
   previous: string | null
   /** A JSON array of ProductDto (rendered once, cached, stock filled in per request). */
   results: string
-}
-
-/** A keyset position: the ordering it belongs to, the last row's sort value and id, and the direction. */
-interface KeysetCursor {
-  o: Ordering
-  v: string
-  id: string
-  back?: true
-}
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
-const UTC_TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\.\d{6}Z$/
-
-/** A real calendar instant in the form catalog-queries writes (2020-02-31 is not one). */
-function isUtcTimestamp(value: string): boolean {
-  const parts = UTC_TIMESTAMP.exec(value)?.slice(1).map(Number)
-  if (!parts) return false
-  const [year, month, day, hour, minute, second] = parts as [number, number, number, number, number, number]
-  const date = new Date(Date.UTC(year, month - 1, day, hour, minute, second))
-  return year >= 1000 && date.getUTCFullYear() === year && date.getUTCMonth() === month - 1 && date.getUTCDate() === day && date.getUTCHours() === hour && date.getUTCMinutes() === minute
-}
-
-/**
- * Whether a cursor's sort value casts back to its column's type: a forged or damaged cursor is a
- * 422 here instead of a failed cast (a 500) in the database.
- */
-const SORT_VALUE_OK: Record<SortField, (value: string) => boolean> = {
-  created_at: isUtcTimestamp,
-  price: (value) => /^\d{1,10}$/.test(value) && Number(value) <= 2_147_483_647,
-  name: (value) => !value.includes('\u0000'),
-  rating: (value) => /^\d{1,3}(\.\d{1,6})?$/.test(value),
-}
-
-const isKeysetCursor = (value: unknown): value is KeysetCursor => {
-  if (typeof value !== 'object' || value === null) return false
-  const { o, v, id } = value as Partial<KeysetCursor>
-  if (typeof o !== 'string' || typeof v !== 'string' || !UUID.test(String(id))) return false
-  const check = SORT_VALUE_OK[o.replace(/^-/, '') as SortField] as ((value: string) => boolean) | undefined
-  return check !== undefined && check(v)
 }
 
 const DEFAULT_ORDERING: Ordering = '-created_at'
@@ -340,7 +303,9 @@ export function createCatalog(deps: CatalogDeps) {
         search.searchHits(ctx.db, { text: query.text, groups: query.groups, filters, sort, descending: query.ordering.startsWith('-'), offset: query.offset, limit: query.limit }),
         query.facets ? search.facetCounts(ctx.db, filters, query.groups, query.priceBuckets) : Promise.resolve([]),
       ])
-      return { hits, facets }
+      // The total rides on each hit; a page past the end has none to carry it.
+      const total = hits[0]?.total ?? (query.offset > 0 ? await q.countProducts(ctx.db, filters, query.groups) : 0)
+      return { total, hits, facets }
     },
 
     /** What a search index holds for these products (absent: inactive, deleted or without variants). */
@@ -422,48 +387,6 @@ export interface TextSearch {
   priceBuckets: ReadonlyArray<readonly [number, number | null]>
 }
 
-export interface SearchDocumentDto {
-  id: string
-  slug: string
-  name: string
-  description: string
-  category_ids: string[]
-  category_names: string[]
-  attributes: Array<{ name: string; value: string }>
-  price: number
-  in_stock: boolean
-  rating: number
-  created_at: string
-}
-
-function toDocuments(rows: DocumentRow[], categoryRows: Array<{ id: string; name: string; parent_id: string | null }>): SearchDocumentDto[] {
-  const byId = new Map(categoryRows.map((category) => [category.id, category]))
-  const pathOf = (id: string | null) => {
-    const path: Array<{ id: string; name: string }> = []
-    for (let category = id ? byId.get(id) : undefined; category && path.length < 64; category = category.parent_id ? byId.get(category.parent_id) : undefined) path.push(category)
-    return path
-  }
-  return rows.map((row) => {
-    const path = pathOf(row.category_id)
-    const attributes = new Map<string, { name: string; value: string }>()
-    for (const source of [row.attributes, ...(row.variant_attributes ?? [])]) {
-      for (const [name, value] of Object.entries(source)) attributes.set(`${name}\u0000${value}`, { name, value })
-    }
-    return {
-      id: row.id,
-      slug: row.slug,
-      name: row.name,
-      description: row.description,
-      category_ids: path.map((category) => category.id),
-      category_names: path.map((category) => category.name),
-      attributes: [...attributes.values()],
-      price: row.price,
-      in_stock: row.in_stock,
-      rating: Number(row.rating ?? 0),
-      created_at: new Date(row.created_at).toISOString(),
-    }
-  })
-}
 
 function toVariant(row: VariantRow): CachedProduct['variants'][number] {
   return { id: row.id, sku: row.sku, name: row.name, attributes: row.attributes, price: row.price, compare_at_price: row.compare_at_price, currency: row.currency }

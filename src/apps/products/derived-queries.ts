@@ -55,7 +55,7 @@ async function recordWords(db: Db, scope: DerivedScope): Promise<void> {
     LATERAL regexp_split_to_table(
       lower(p.name || ' ' || coalesce(c.name, '') || ' ' ||
         coalesce((SELECT string_agg(value, ' ') FROM jsonb_each_text(p.attributes)), '') || ' ' ||
-        coalesce((SELECT string_agg(a.value, ' ') FROM product_variants v, jsonb_each_text(v.attributes) a WHERE v.product_id = p.id), '')),
+        coalesce((SELECT string_agg(a.value, ' ') FROM product_variants v, jsonb_each_text(v.attributes) a WHERE v.product_id = p.id AND v.is_active), '')),
       '[^[:alnum:]]+') AS word
     WHERE ${scopeCondition(scope)} AND length(word) >= 3
     ON CONFLICT (word) DO NOTHING`)

@@ -10,6 +10,14 @@ export class OutOfStockError extends ConflictError {
   }
 }
 
+/** The variant exists (orders and the ledger keep it) but is no longer sold: it was dropped or its product deactivated or deleted. */
+export class NotForSaleError extends ConflictError {
+  constructor(readonly sku: string) {
+    super('not_for_sale', `${sku} is no longer for sale.`)
+    this.extensions = { sku }
+  }
+}
+
 export class UnknownSkuError extends NotFoundError {
   constructor(sku: string) {
     super('Variant', sku)

@@ -12,11 +12,11 @@ import { expectProblem } from '../../../test/problems.js'
 import { stockLedger, stockQueries } from '../../../test/stock-ledger.js'
 import type { Actor } from '../../core/context.js'
 import { AppError } from '../../core/errors.js'
-import { AlreadyReservedError, InvalidQuantityError, OutOfStockError, UnknownSkuError } from './errors.js'
+import { AlreadyReservedError, InvalidQuantityError, NotForSaleError, OutOfStockError, UnknownSkuError } from './errors.js'
 import { createMemoryCache } from '../../core/cache.js'
 import { createCatalogCache } from './catalog-cache.js'
 import { createProductsService } from './service.js'
-import { reservations, stockLevels, variants } from './tables.js'
+import { products as productRows, reservations, stockLevels, variants } from './tables.js'
 
 let t: TestApp
 let f: ReturnType<typeof factories>
@@ -304,6 +304,23 @@ describe('ProductsService.reserve', () => {
     expect(err).toMatchObject({ status: 404, code: 'not_found', message: 'Variant "NO-SUCH-SKU" was not found.' })
     expect(await stockOf(sku!)).toEqual({ on_hand: 10, reserved: 0, available: 10 })
     expect(await reservationsOf(ref)).toEqual([])
+  })
+
+  it('throws 409 not_for_sale for a dropped variant or a product taken off sale, reserving no line', async () => {
+    const { id, skus: [kept, dropped] } = await ledger.product([10, 10])
+    const db = t.app.platform.database.db
+    await db.update(variants).set({ is_active: false }).where(eq(variants.sku, dropped!))
+    const ref = reference()
+    const err = await caught(products.reserve(ctx(), ref, [{ sku: kept!, quantity: 1 }, { sku: dropped!, quantity: 1 }]))
+    expect(err).toBeInstanceOf(NotForSaleError)
+    expect(err).toMatchObject({ status: 409, code: 'not_for_sale', sku: dropped })
+    expect(await reservationsOf(ref)).toEqual([])
+
+    await db.update(productRows).set({ is_active: false }).where(eq(productRows.id, id))
+    await expect(products.reserve(ctx(), ref, [{ sku: kept!, quantity: 1 }])).rejects.toMatchObject({ code: 'not_for_sale', sku: kept })
+    await db.update(productRows).set({ is_active: true, deleted_at: new Date() }).where(eq(productRows.id, id))
+    await expect(products.reserve(ctx(), ref, [{ sku: kept!, quantity: 1 }])).rejects.toMatchObject({ code: 'not_for_sale', sku: kept })
+    expect(await stockOf(kept!)).toEqual({ on_hand: 10, reserved: 0, available: 10 })
   })
 
   it('throws 409 already_reserved when the same reference reserves the same SKU again, keeping the first hold', async () => {

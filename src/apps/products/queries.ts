@@ -2,14 +2,19 @@
 import { and, asc, eq, inArray, sql } from 'drizzle-orm'
 import { isUniqueViolation, type Db } from '../../core/db/index.js'
 import { AlreadyReservedError } from './errors.js'
-import { reservations, stockLevels, stockMovements, variants } from './tables.js'
+import { products, reservations, stockLevels, stockMovements, variants } from './tables.js'
 
 export type VariantRow = typeof variants.$inferSelect
 export type StockRow = typeof stockLevels.$inferSelect
 
-export async function findVariantsBySku(db: Db, skus: string[]): Promise<Pick<VariantRow, 'id' | 'sku'>[]> {
+/** Variants by SKU, with whether they are on sale (the variant and its product active, not deleted). */
+export async function findVariantsBySku(db: Db, skus: string[]): Promise<Array<Pick<VariantRow, 'id' | 'sku'> & { for_sale: boolean }>> {
   if (skus.length === 0) return []
-  return db.select({ id: variants.id, sku: variants.sku }).from(variants).where(inArray(variants.sku, skus))
+  return db
+    .select({ id: variants.id, sku: variants.sku, for_sale: sql<boolean>`${variants.is_active} AND ${products.is_active} AND ${products.deleted_at} IS NULL` })
+    .from(variants)
+    .innerJoin(products, eq(products.id, variants.product_id))
+    .where(inArray(variants.sku, skus))
 }
 
 export async function findStock(db: Db, variantId: string): Promise<StockRow | undefined> {

@@ -10,7 +10,7 @@
  */
 import type { Ctx } from '../../core/context.js'
 import type { CatalogCache } from './catalog-cache.js'
-import { InvalidQuantityError, OutOfStockError, StockBelowReservedError, UnknownSkuError } from './errors.js'
+import { InvalidQuantityError, NotForSaleError, OutOfStockError, StockBelowReservedError, UnknownSkuError } from './errors.js'
 import * as q from './queries.js'
 
 export interface StockDto {
@@ -44,7 +44,7 @@ export function createProductsService(deps: { cache: CatalogCache }) {
   }
 
   /** Variant ids for SKUs, in lock order; unknown SKUs are a 404 naming the first. */
-  const resolve = async (ctx: Ctx, skus: string[]): Promise<Array<{ id: string; sku: string }>> => {
+  const resolve = async (ctx: Ctx, skus: string[]): Promise<Array<{ id: string; sku: string; for_sale: boolean }>> => {
     const found = await q.findVariantsBySku(ctx.db, skus)
     const missing = skus.find((sku) => !found.some((variant) => variant.sku === sku))
     if (missing !== undefined) throw new UnknownSkuError(missing)
@@ -74,8 +74,8 @@ export function createProductsService(deps: { cache: CatalogCache }) {
 
     /**
      * Holds stock for `reference` (an order): all lines or none. A line asking for more than is
-     * available is a 409 naming the SKU and what is left. Joins the caller's transaction, so an
-     * order and its reservation commit together.
+     * available is a 409 naming the SKU and what is left; a SKU no longer sold is a 409
+     * `not_for_sale`. Joins the caller's transaction, so an order and its reservation commit together.
      */
     async reserve(ctx: Ctx, reference: string, lines: ReservationLine[]): Promise<void> {
       const wanted = new Map<string, number>()
@@ -85,7 +85,10 @@ export function createProductsService(deps: { cache: CatalogCache }) {
       }
       await ctx.tx(async (tx) => {
         const soldOut: string[] = []
-        for (const variant of await resolve(tx, [...wanted.keys()])) {
+        const lines = await resolve(tx, [...wanted.keys()])
+        const unsold = lines.find((variant) => !variant.for_sale)
+        if (unsold) throw new NotForSaleError(unsold.sku)
+        for (const variant of lines) {
           const quantity = wanted.get(variant.sku)!
           const reserved = await q.reserveStock(tx.db, variant.id, quantity)
           if (!reserved) throw new OutOfStockError(variant.sku, await q.availableOf(tx.db, variant.id))

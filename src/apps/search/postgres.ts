@@ -10,9 +10,9 @@ export function createPostgresSearch(catalog: Catalog): SearchBackend {
   return {
     name: 'postgres',
     async search(ctx, query): Promise<SearchResult> {
-      const { hits, facets } = await catalog.textSearch(ctx, { ...query, facets: query.facets ?? true, priceBuckets: PRICE_BUCKETS })
+      const { total, hits, facets } = await catalog.textSearch(ctx, { ...query, facets: query.facets ?? true, priceBuckets: PRICE_BUCKETS })
       return {
-        total: hits[0]?.total ?? 0,
+        total,
         hits: hits.map((hit) => ({ productId: hit.id, highlight: { name: hit.name_highlight, description: hit.description_highlight || null } })),
         facets: {
           categories: facets.filter((row) => row.kind === 'category').map((row) => ({ categoryId: row.key, count: row.count })),

@@ -342,6 +342,9 @@ describe('GET /api/search/ filters, ordering and pages', () => {
       const first = (await t.request({ method: 'GET', url: path(second.previous!) })).json<Answer>()
       expect(ids(first.results)).toEqual(ids(pages[0]!.results))
       expect(first.previous).toBeNull()
+      // A page past the end is empty but still knows how many there are.
+      const beyond = (await t.request({ method: 'GET', url: `${extra}?${query}&limit=3&cursor=${Buffer.from(JSON.stringify({ off: 30 })).toString('base64url')}` })).json<Answer>()
+      expect(beyond).toMatchObject({ count: 7, next: null, results: [] })
     }
   })
 

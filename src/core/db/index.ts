@@ -62,9 +62,14 @@ export function preparedFor<T>(cache: WeakMap<Db, T>, db: Db, prepare: (db: Db) 
   return statement
 }
 
-/** A unique constraint refused the statement (pg puts the code on the error, PGlite on its cause). */
+/** The SQLSTATE of a database error (pg puts the code on the error, Drizzle's wrapper on its cause). */
+export function sqlStateOf(err: unknown): string | undefined {
+  return (err as { code?: string }).code ?? (err as { cause?: { code?: string } }).cause?.code
+}
+
+/** A unique constraint refused the statement. */
 export function isUniqueViolation(err: unknown): boolean {
-  return ((err as { code?: string }).code ?? (err as { cause?: { code?: string } }).cause?.code) === '23505'
+  return sqlStateOf(err) === '23505'
 }
 
 /** Rows of a raw `db.execute(sql…)` result, whichever driver produced it. */

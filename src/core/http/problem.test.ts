@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { sql } from 'drizzle-orm'
 import { Type } from 'typebox'
 import { createTestApp, type TestApp } from '../../../test/harness.js'
 import { ConflictError } from '../errors.js'
@@ -21,6 +22,12 @@ beforeAll(async () => {
       app.get('/test/boom/', async () => {
         throw new Error('database password is hunter2')
       })
+      app.post('/test/store/', { schema: { body: Type.Object({ text: Type.String(), data: Type.Record(Type.String(), Type.String()) }) } }, async (request) => {
+        const { text, data } = request.body as { text: string; data: Record<string, string> }
+        await t.app.platform.database.db.execute(sql`SELECT ${text}::text AS text, ${JSON.stringify(data)}::jsonb AS data`)
+        return { stored: true }
+      })
+      app.post('/test/strict/', { schema: { body: Type.Object({ name: Type.String() }, { additionalProperties: Type.Never() }) } }, async () => ({ ok: true }))
       app.get('/test/conflict/', async () => {
         throw new ConflictError('out_of_stock', 'Only 2 left.')
       })
@@ -50,6 +57,17 @@ describe('problem details', () => {
   it('answers 400 for malformed JSON', async () => {
     const res = await t.request({ method: 'POST', url: '/test/echo/', headers: { 'content-type': 'application/json' }, payload: '{"email": ' })
     expectProblem(res, 400, 'malformed_json')
+  })
+
+  it('answers 422 unsupported_character when the database refuses a NUL in text or in JSON, and 200 without it', async () => {
+    expectProblem(await t.request({ method: 'POST', url: '/test/store/', payload: { text: 'a\u0000b', data: {} } }), 422, 'unsupported_character')
+    expectProblem(await t.request({ method: 'POST', url: '/test/store/', payload: { text: 'ab', data: { k: 'a\u0000b' } } }), 422, 'unsupported_character')
+    expect((await t.request({ method: 'POST', url: '/test/store/', payload: { text: 'ab', data: { k: 'ab' } } })).json()).toEqual({ stored: true })
+  })
+
+  it('names an unknown field of a schema that refuses extra fields', async () => {
+    const body = expectProblem(await t.request({ method: 'POST', url: '/test/strict/', payload: { name: 'Mug', colour: 'red' } }), 422, 'validation_error')
+    expect(body.errors).toEqual({ colour: ['Unknown field.'] })
   })
 
   it('answers 422 with per-field errors for a schema violation', async () => {

@@ -5,15 +5,23 @@
  */
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { sqlStateOf } from '../db/index.js'
 import { AppError } from '../errors.js'
 import type { Problem } from './schemas.js'
 
 interface ValidationIssue {
   instancePath: string
+  schemaPath?: string
   keyword: string
   message?: string
   params: Record<string, unknown>
 }
+
+/**
+ * Database refusals that only text from the request can cause: a NUL character in text
+ * (22021) or in JSON (22P05). The client's mistake, whichever route let it through.
+ */
+const UNSTORABLE_TEXT = new Set(['22021', '22P05'])
 
 const FASTIFY_CODES: Record<number, string> = {
   400: 'bad_request',
@@ -70,6 +78,9 @@ export function toProblem(error: FastifyError | Error, request: FastifyRequest, 
       errors: fieldErrors(fastifyError.validation, fastifyError.validationContext),
     })
   }
+  if (UNSTORABLE_TEXT.has(sqlStateOf(error) ?? '')) {
+    return problemOf(request, 422, 'unsupported_character', 'The request holds a character that cannot be stored (such as U+0000).')
+  }
   const status = fastifyError.statusCode
   if (status && status >= 400 && status < 500) {
     const isJsonError = error instanceof SyntaxError || fastifyError.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || fastifyError.code === 'FST_ERR_CTP_EMPTY_JSON_BODY'
@@ -92,6 +103,9 @@ function fieldErrors(issues: ValidationIssue[], context = 'body'): Record<string
       message = 'This field is required.'
     } else if (issue.keyword === 'additionalProperties') {
       path = [path, String(issue.params.additionalProperty)].filter(Boolean).join('.')
+      message = 'Unknown field.'
+    } else if (issue.schemaPath?.endsWith('/additionalProperties/not')) {
+      // Schemas that refuse extra fields with `additionalProperties: {not: {}}` (Ajv would strip them on `false`).
       message = 'Unknown field.'
     }
     const field = path || (context === 'body' ? 'non_field_errors' : context)
