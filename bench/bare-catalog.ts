@@ -23,8 +23,8 @@ const page = (where: string, order: string) =>
   `SELECT coalesce(json_agg(x.product), '[]') AS results FROM (SELECT ${productJson} AS product FROM products p WHERE ${visible} ${where} ORDER BY ${order} LIMIT 20) x`
 
 const app = Fastify()
-app.get('/list', async (_request, reply) => {
-  const { rows } = await pool.query(page('', 'p.created_at DESC, p.id DESC'))
+app.get<{ Querystring: { min_price?: string } }>('/list', async (request, reply) => {
+  const { rows } = await pool.query(page('AND p.price >= $1', 'p.created_at DESC, p.id DESC'), [Number(request.query.min_price ?? 0)])
   return reply.type('application/json').send(JSON.stringify({ results: rows[0].results }))
 })
 app.get<{ Params: { slug: string } }>('/detail/:slug', async (request, reply) => {
