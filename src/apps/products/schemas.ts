@@ -140,10 +140,10 @@ export const CreateProductBody = Type.Object({
 
 export const UpdateProductBody = Type.Partial(Type.Object(productFields), { minProperties: 1, ...noUnknownFields })
 
-export const ProductOrdering = Type.Union(
-  ['price', '-price', 'created_at', '-created_at', 'name', '-name', 'rating', '-rating'].map((value) => Type.Literal(value)),
-  { description: 'sort field, `-` for descending; default -created_at' },
-)
+const orderings = ['price', '-price', 'created_at', '-created_at', 'name', '-name', 'rating', '-rating'] as const
+export const ProductOrdering = Type.Enum(orderings, { description: 'sort field, `-` for descending; default -created_at' })
+/** The search's orderings: relevance (the default) or any of the list's. */
+export const SearchOrdering = Type.Enum(['relevance', ...orderings], { description: 'default relevance' })
 
 /** The list's filters and paging, shared with search. */
 export const listFilters = {

@@ -154,5 +154,5 @@ function toStockDto(sku: string, stock: { on_hand: number; reserved: number }): 
 }
 
 /** The product shapes and rendering other apps' routes reuse (search answers product cards). */
-export { listFilters, ProductOrdering, ProductSchema } from './schemas.js'
+export { listFilters, ProductSchema, SearchOrdering } from './schemas.js'
 export { pageJson, renderProducts, sendRendered } from './rendered.js'

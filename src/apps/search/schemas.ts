@@ -1,12 +1,12 @@
 import { Type } from 'typebox'
 import { Uuid } from '../../core/http/schemas.js'
-import { listFilters, ProductOrdering, ProductSchema } from '../products/service.js'
+import { listFilters, ProductSchema, SearchOrdering } from '../products/service.js'
 
 export const SearchQuerystring = Type.Object({
   ...listFilters,
   // No NUL: PostgreSQL text cannot hold one (it was a 500).
   q: Type.String({ maxLength: 200, pattern: '^[^\\u0000]*$', description: 'what to look for: ranked, typo-tolerant, prefixes match, synonyms apply' }),
-  ordering: Type.Optional(Type.Union([Type.Literal('relevance'), ProductOrdering], { description: 'default relevance' })),
+  ordering: Type.Optional(SearchOrdering),
 })
 
 const Count = Type.Integer({ minimum: 0 })

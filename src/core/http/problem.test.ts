@@ -27,6 +27,7 @@ beforeAll(async () => {
         await t.app.platform.database.db.execute(sql`SELECT ${text}::text AS text, ${JSON.stringify(data)}::jsonb AS data`)
         return { stored: true }
       })
+      app.get('/test/sort/', { schema: { querystring: Type.Object({ ordering: Type.Enum(['name', '-name']) }) } }, async () => ({ ok: true }))
       app.post('/test/strict/', { schema: { body: Type.Object({ name: Type.String() }, { additionalProperties: Type.Never() }) } }, async () => ({ ok: true }))
       app.get('/test/conflict/', async () => {
         throw new ConflictError('out_of_stock', 'Only 2 left.')
@@ -63,6 +64,11 @@ describe('problem details', () => {
     expectProblem(await t.request({ method: 'POST', url: '/test/store/', payload: { text: 'a\u0000b', data: {} } }), 422, 'unsupported_character')
     expectProblem(await t.request({ method: 'POST', url: '/test/store/', payload: { text: 'ab', data: { k: 'a\u0000b' } } }), 422, 'unsupported_character')
     expect((await t.request({ method: 'POST', url: '/test/store/', payload: { text: 'ab', data: { k: 'ab' } } })).json()).toEqual({ stored: true })
+  })
+
+  it('lists the allowed values when a value is not one of them', async () => {
+    const body = expectProblem(await t.request({ method: 'GET', url: '/test/sort/?ordering=size' }), 422, 'validation_error')
+    expect(body.errors).toEqual({ ordering: ['Must be one of: name, -name.'] })
   })
 
   it('names an unknown field of a schema that refuses extra fields', async () => {

@@ -104,6 +104,8 @@ function fieldErrors(issues: ValidationIssue[], context = 'body'): Record<string
     } else if (issue.keyword === 'additionalProperties') {
       path = [path, String(issue.params.additionalProperty)].filter(Boolean).join('.')
       message = 'Unknown field.'
+    } else if (issue.keyword === 'enum' && Array.isArray(issue.params.allowedValues)) {
+      message = `Must be one of: ${issue.params.allowedValues.join(', ')}.`
     } else if (issue.schemaPath?.endsWith('/additionalProperties/not')) {
       // Schemas that refuse extra fields with `additionalProperties: {not: {}}` (Ajv would strip them on `false`).
       message = 'Unknown field.'
