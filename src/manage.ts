@@ -141,7 +141,9 @@ const commands: Record<string, Command> = {
         out(`Indexed ${indexed} products (${backend.name}) in ${((performance.now() - started) / 1000).toFixed(1)} s.`)
       } catch (err) {
         if (err instanceof AppError) {
-          process.stderr.write(`${err.message}\n`)
+          // One line: what failed and what the cluster (or the network) said.
+          const cause = err.cause instanceof Error ? ` (${err.cause.message})` : ''
+          process.stderr.write(`Search reindex failed: ${err.message}${cause}\n`)
           return 1
         }
         throw err

@@ -33,7 +33,12 @@ export interface OpenSearchStandIn {
   close(): Promise<void>
 }
 
-export async function startOpenSearchStandIn(): Promise<OpenSearchStandIn> {
+export interface StandInOptions {
+  /** Listen on this port (a stand-in brought back up where a closed one was); any free port by default. */
+  port?: number
+}
+
+export async function startOpenSearchStandIn(options: StandInOptions = {}): Promise<OpenSearchStandIn> {
   const routes: Array<{ method: string; path: string | RegExp; answer: Responder }> = []
 
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -59,7 +64,10 @@ export async function startOpenSearchStandIn(): Promise<OpenSearchStandIn> {
       res.end(answer.body === undefined ? '' : JSON.stringify(answer.body))
     })
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(options.port ?? 0, '127.0.0.1', resolve)
+  })
 
   const standIn: OpenSearchStandIn = {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,

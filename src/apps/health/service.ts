@@ -88,8 +88,19 @@ function describe(err: unknown, name: CheckName): string {
   return message.replace(/\/\/[^@/\s]*@/g, '//***@').slice(0, 200) || `${name} failed`
 }
 
+/**
+ * OpenSearch's cluster health. Credentials in ELASTICSEARCH_URL go as Basic auth, as the OpenSearch
+ * client sends them: fetch refuses a URL with credentials, which made readiness fail for good.
+ */
 async function searchHealth(fetchImpl: typeof fetch, url: string, signal: AbortSignal): Promise<void> {
-  const response = await fetchImpl(`${url}/_cluster/health`, { signal })
+  const target = new URL(`${url}/_cluster/health`)
+  const headers: Record<string, string> = {}
+  if (target.username !== '' && target.password !== '') {
+    headers.authorization = `Basic ${Buffer.from(`${decodeURIComponent(target.username)}:${decodeURIComponent(target.password)}`).toString('base64')}`
+  }
+  target.username = ''
+  target.password = ''
+  const response = await fetchImpl(target, { signal, headers })
   if (!response.ok) throw new Error(`search answered ${response.status}`)
   const body = (await response.json()) as { status?: string }
   if (body.status === 'red') throw new Error('search cluster status is red')

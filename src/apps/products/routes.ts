@@ -91,7 +91,7 @@ export function catalogRoutes(catalog: Catalog, search: SearchService, guards: A
         summary: 'Active products: filters, ordering and keyset pages',
         description: '`price` is a product\'s lowest variant price; `min_price`/`max_price` filter on it. `count` is given on the first page only. With `search` and no `ordering`, results are ranked by relevance.',
         querystring: ProductListQuery,
-        response: { 200: Page(ProductSchema), 422: Problem },
+        response: { 200: Page(ProductSchema), 422: Problem, 503: Problem },
       },
     }, async (request, reply) => {
       const { search: text, ...params } = request.query

@@ -314,14 +314,28 @@ function checkBulk(sent: unknown[], body: BulkResponseBody, tolerated: (failure:
   if (failures.length > 0) throw new BulkIndexingError(failures)
 }
 
-/** A search the cluster could not answer is a 503, not a 500. */
-function unavailable(err: unknown): unknown {
+/**
+ * A search the cluster could not answer, or refused us (credentials), or without its index, is a
+ * 503, not a 500.
+ */
+function unavailable(err: unknown, message = 'Search is unavailable, try again shortly.'): unknown {
   const down =
     err instanceof errors.ConnectionError ||
     err instanceof errors.TimeoutError ||
     err instanceof errors.NoLivingConnectionsError ||
-    (err instanceof errors.ResponseError && (err.statusCode >= 500 || err.statusCode === 429))
-  return down ? new DependencyUnavailableError('Search is unavailable, try again shortly.', { dependency: 'search' }, { cause: err }) : err
+    (err instanceof errors.ResponseError && (err.statusCode >= 500 || err.statusCode === 429 || err.statusCode === 401 || err.statusCode === 403)) ||
+    errorType(err) === 'index_not_found_exception'
+  return down ? new DependencyUnavailableError(message, { dependency: 'search' }, { cause: err }) : err
+}
+
+/**
+ * What a failed search throws. Any other answer OpenSearch refused is our bug: a 500, and never
+ * OpenSearch's own status and message (its `statusCode` would reach the client as a 400 or 404).
+ */
+function searchFailure(err: unknown): unknown {
+  const mapped = unavailable(err)
+  if (mapped !== err || !(err instanceof errors.OpenSearchClientError)) return mapped
+  return new Error(`OpenSearch refused the search: ${err.message}`, { cause: err })
 }
 
 function errorType(err: unknown): string | undefined {
@@ -397,13 +411,21 @@ export function createOpenSearchBackend(options: OpenSearchBackendOptions): Open
       if (query.offset + query.limit > MAX_RESULT_WINDOW) {
         throw new ValidationError('The search goes too deep: narrow it down instead.', { offset: [`offset + limit must not exceed ${MAX_RESULT_WINDOW}.`] })
       }
-      try {
+      const run = async () => {
         await ensureIndex()
         // A web request waits at most ~10 s: one retry (another node, or a 502/503/504), 5 s each.
         const response = await client.search({ index: alias, body: searchBody(query) as never }, { requestTimeout: 5_000, maxRetries: 1 })
         return parseSearchResponse(response.body as unknown as SearchResponseBody)
+      }
+      try {
+        return await run().catch((err: unknown) => {
+          if (errorType(err) !== 'index_not_found_exception') throw err
+          // The alias is gone under a running process (a wiped or replaced cluster): create it again.
+          ensured = null
+          return run()
+        })
       } catch (err) {
-        throw unavailable(err)
+        throw searchFailure(err)
       }
     },
 
@@ -438,54 +460,10 @@ export function createOpenSearchBackend(options: OpenSearchBackendOptions): Open
     },
 
     async reindexAll(ctx: Ctx): Promise<number> {
-      // A rebuild that died (or still runs elsewhere) left an index holding the building alias:
-      // the newest rebuild wins, the other fails at its alias check below.
-      const abandoned = (await family()).filter((entry) => entry.aliases.includes(buildingAlias)).map((entry) => entry.index)
-      if (abandoned.length > 0) {
-        log.warn({ indices: abandoned }, 'deleting the index of an unfinished search rebuild')
-        await client.indices.delete({ index: abandoned.join(',') })
-      }
-      const index = `${alias}-${timestamp()}`
-      await client.indices.create({ index, body: { ...INDEX_BODY, aliases: { [buildingAlias]: {} } } as never })
-      let count = 0
-      let live: string[]
-      try {
-        let afterId: string | null = null
-        for (;;) {
-          const documents = await source.batch(ctx, afterId, batchSize)
-          // `create`, not `index`: a product index() wrote meanwhile is fresher than this batch.
-          await bulk(
-            documents.flatMap((doc) => [{ create: { _index: index, _id: doc.id } }, indexedDocument(doc)]),
-            (failure) => failure.action === 'create' && failure.status === 409,
-          )
-          count += documents.length
-          if (documents.length < batchSize) break
-          afterId = documents[documents.length - 1]!.id
-        }
-        await client.indices.refresh({ index })
-        const indices = await family()
-        if (!indices.some((entry) => entry.index === index && entry.aliases.includes(buildingAlias))) {
-          throw new Error(`Search rebuild into ${index} was superseded by a newer one`)
-        }
-        live = indices.filter((entry) => entry.aliases.includes(alias)).map((entry) => entry.index)
-      } catch (err) {
-        await client.indices.delete({ index }).catch((cleanupErr: unknown) => log.error({ err: cleanupErr, index }, 'could not delete the unfinished search index'))
-        throw err
-      }
-      // One atomic step: searches see the old index or the new one, never neither.
-      await client.indices.updateAliases({
-        body: {
-          actions: [
-            ...live.map((old) => ({ remove: { index: old, alias } })),
-            { add: { index, alias } },
-            { remove: { index, alias: buildingAlias } },
-          ],
-        },
+      // A cluster that is down is a typed 503 the operator's command can report in one line.
+      return rebuild(ctx).catch((err: unknown) => {
+        throw unavailable(err, 'OpenSearch is unavailable')
       })
-      ensured = Promise.resolve()
-      if (live.length > 0) await client.indices.delete({ index: live.join(',') })
-      log.info({ index, alias, products: count, deleted: live }, 'search index rebuilt and swapped in')
-      return count
     },
 
     async ping(): Promise<void> {
@@ -495,5 +473,57 @@ export function createOpenSearchBackend(options: OpenSearchBackendOptions): Open
 
     /** Idempotent: the client's own close never resolves a second time. */
     close: () => (closed ??= client.close()),
+  }
+
+  /** A full rebuild into a new index, swapped in under the alias at the end. */
+  async function rebuild(ctx: Ctx): Promise<number> {
+    // A rebuild that died (or still runs elsewhere) left an index holding the building alias:
+    // the newest rebuild wins, the other fails at its alias check below.
+    const abandoned = (await family()).filter((entry) => entry.aliases.includes(buildingAlias)).map((entry) => entry.index)
+    if (abandoned.length > 0) {
+      log.warn({ indices: abandoned }, 'deleting the index of an unfinished search rebuild')
+      await client.indices.delete({ index: abandoned.join(',') })
+    }
+    const index = `${alias}-${timestamp()}`
+    await client.indices.create({ index, body: { ...INDEX_BODY, aliases: { [buildingAlias]: {} } } as never })
+    let count = 0
+    let live: string[]
+    try {
+      let afterId: string | null = null
+      for (;;) {
+        const documents = await source.batch(ctx, afterId, batchSize)
+        // `create`, not `index`: a product index() wrote meanwhile is fresher than this batch.
+        await bulk(
+          documents.flatMap((doc) => [{ create: { _index: index, _id: doc.id } }, indexedDocument(doc)]),
+          (failure) => failure.action === 'create' && failure.status === 409,
+        )
+        count += documents.length
+        if (documents.length < batchSize) break
+        afterId = documents[documents.length - 1]!.id
+      }
+      await client.indices.refresh({ index })
+      const indices = await family()
+      if (!indices.some((entry) => entry.index === index && entry.aliases.includes(buildingAlias))) {
+        throw new Error(`Search rebuild into ${index} was superseded by a newer one`)
+      }
+      live = indices.filter((entry) => entry.aliases.includes(alias)).map((entry) => entry.index)
+    } catch (err) {
+      await client.indices.delete({ index }).catch((cleanupErr: unknown) => log.error({ err: cleanupErr, index }, 'could not delete the unfinished search index'))
+      throw err
+    }
+    // One atomic step: searches see the old index or the new one, never neither.
+    await client.indices.updateAliases({
+      body: {
+        actions: [
+          ...live.map((old) => ({ remove: { index: old, alias } })),
+          { add: { index, alias } },
+          { remove: { index, alias: buildingAlias } },
+        ],
+      },
+    })
+    ensured = Promise.resolve()
+    if (live.length > 0) await client.indices.delete({ index: live.join(',') })
+    log.info({ index, alias, products: count, deleted: live }, 'search index rebuilt and swapped in')
+    return count
   }
 }

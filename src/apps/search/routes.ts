@@ -18,7 +18,8 @@ export function searchRoutes(search: SearchService, synonyms: Synonyms, guards: 
         summary: 'Full-text product search with facets and highlights',
         description: 'Same filters as the product list. Words are matched as prefixes, corrected against the catalog when unknown (`corrections`), and expanded with synonyms.',
         querystring: SearchQuerystring,
-        response: { 200: SearchResultSchema, 422: Problem },
+        // 503: OpenSearch (when configured) is down; the search answers again once it is back.
+        response: { 200: SearchResultSchema, 422: Problem, 503: Problem },
       },
     }, async (request, reply) => {
       const page = await search.search(request.ctx, request.query)
