@@ -24,7 +24,11 @@ const page = (where: string, order: string) =>
 
 const app = Fastify()
 app.get<{ Querystring: { min_price?: string } }>('/list', async (request, reply) => {
-  const { rows } = await pool.query(page('AND p.price >= $1', 'p.created_at DESC, p.id DESC'), [Number(request.query.min_price ?? 0)])
+  const { min_price: minPrice } = request.query
+  const { rows } =
+    minPrice === undefined
+      ? await pool.query(page('', 'p.created_at DESC, p.id DESC'))
+      : await pool.query(page('AND p.price >= $1', 'p.created_at DESC, p.id DESC'), [Number(minPrice)])
   return reply.type('application/json').send(JSON.stringify({ results: rows[0].results }))
 })
 app.get<{ Params: { slug: string } }>('/detail/:slug', async (request, reply) => {

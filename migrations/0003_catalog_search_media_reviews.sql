@@ -38,6 +38,7 @@ CREATE TABLE "search_synonyms" (
 	CONSTRAINT "search_synonyms_terms_check" CHECK (cardinality("search_synonyms"."terms") >= 2)
 );
 --> statement-breakpoint
+DROP INDEX "products_created_idx";--> statement-breakpoint
 ALTER TABLE "products" ADD COLUMN "price" integer;--> statement-breakpoint
 ALTER TABLE "products" ADD COLUMN "search_vector" "tsvector";--> statement-breakpoint
 ALTER TABLE "product_variants" ADD COLUMN "is_active" boolean DEFAULT true NOT NULL;--> statement-breakpoint
@@ -47,8 +48,10 @@ CREATE INDEX "product_images_product_idx" ON "product_images" USING btree ("prod
 CREATE UNIQUE INDEX "product_reviews_product_user_idx" ON "product_reviews" USING btree ("product_id","user_id");--> statement-breakpoint
 CREATE INDEX "product_reviews_product_created_idx" ON "product_reviews" USING btree ("product_id","created_at","id");--> statement-breakpoint
 CREATE INDEX "search_words_trgm_idx" ON "search_words" USING gin ("word" gin_trgm_ops);--> statement-breakpoint
-CREATE INDEX "products_price_idx" ON "products" USING btree ("price","id");--> statement-breakpoint
-CREATE INDEX "products_name_idx" ON "products" USING btree ("name","id");--> statement-breakpoint
-CREATE INDEX "products_rating_idx" ON "products" USING btree (coalesce("rating", 0),"id");--> statement-breakpoint
+CREATE INDEX "products_list_created_idx" ON "products" USING btree ("created_at","id") WHERE "products"."deleted_at" IS NULL AND "products"."is_active" AND "products"."price" IS NOT NULL;--> statement-breakpoint
+CREATE INDEX "products_list_price_idx" ON "products" USING btree ("price","id") WHERE "products"."deleted_at" IS NULL AND "products"."is_active" AND "products"."price" IS NOT NULL;--> statement-breakpoint
+CREATE INDEX "products_list_name_idx" ON "products" USING btree ("name","id") WHERE "products"."deleted_at" IS NULL AND "products"."is_active" AND "products"."price" IS NOT NULL;--> statement-breakpoint
+CREATE INDEX "products_list_rating_idx" ON "products" USING btree (coalesce("rating", 0),"id") WHERE "products"."deleted_at" IS NULL AND "products"."is_active" AND "products"."price" IS NOT NULL;--> statement-breakpoint
+CREATE INDEX "products_list_category_idx" ON "products" USING btree ("category_id","price") WHERE "products"."deleted_at" IS NULL AND "products"."is_active" AND "products"."price" IS NOT NULL;--> statement-breakpoint
 CREATE INDEX "products_search_idx" ON "products" USING gin ("search_vector");--> statement-breakpoint
 ALTER TABLE "product_variants" ADD CONSTRAINT "product_variants_compare_at_check" CHECK ("product_variants"."compare_at_price" IS NULL OR "product_variants"."compare_at_price" >= 0);

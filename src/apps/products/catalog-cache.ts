@@ -25,8 +25,8 @@ export type Generation = 'catalog' | 'stock'
 const TTL_SECONDS = 60
 /** Part of every entry key: change it when what is cached changes shape, so a new release never reads an old entry. */
 const FORMAT = 'v1'
-/** Local copies kept per process, newest used last out. */
-const LOCAL_ENTRIES = 256
+/** What local copies may hold per process, in characters of their JSON (a product list page is ~35k). */
+const LOCAL_BUDGET = 4_000_000
 const counterKey = (generation: Generation) => `catalog:gen:${generation}`
 
 interface Entry<T> {
@@ -56,7 +56,7 @@ export function createCatalogCache(cache: Cache) {
     return Promise.all(counters.map((counter, i) => counter ?? cache.incr(counterKey(generations[i]!), randomInt(1, 2 ** 47))))
   }
   // In memory mode the shared cache is this process's memory already.
-  const local = cache.backend === 'redis' ? new LocalEntries(LOCAL_ENTRIES) : null
+  const local = cache.backend === 'redis' ? new LocalEntries(LOCAL_BUDGET) : null
 
   return {
     /** The cached value for `key` under the current generations, or `load()`'s answer, stored. */
@@ -93,11 +93,21 @@ export function createCatalogCache(cache: Cache) {
 
 export type CatalogCache = ReturnType<typeof createCatalogCache>
 
-/** A bounded map of entries with their generation and expiry; the least recently used go first. */
-class LocalEntries {
-  private readonly entries = new Map<string, { gen: string; value: unknown; expiresAt: number }>()
+/** Roughly how many characters a value holds (its strings dominate: rendered JSON). */
+function sizeOf(value: unknown, depth = 0): number {
+  if (typeof value === 'string') return value.length
+  if (typeof value !== 'object' || value === null || depth > 4) return 8
+  let size = 0
+  for (const item of Array.isArray(value) ? value : Object.values(value)) size += sizeOf(item, depth + 1)
+  return size
+}
 
-  constructor(private readonly capacity: number) {}
+/** A map of entries with their generation and expiry, bounded in size; the least recently used go first. */
+class LocalEntries {
+  private readonly entries = new Map<string, { gen: string; value: unknown; expiresAt: number; size: number }>()
+  private size = 0
+
+  constructor(private readonly budget: number) {}
 
   get<T>(key: string, gen: string): T | undefined {
     const entry = this.entries.get(key)
@@ -109,8 +119,18 @@ class LocalEntries {
   }
 
   set(key: string, gen: string, value: unknown): void {
+    this.remove(key)
+    const size = sizeOf(value)
+    if (size > this.budget / 4) return
+    this.entries.set(key, { gen, value, expiresAt: Date.now() + TTL_SECONDS * 1000, size })
+    this.size += size
+    while (this.size > this.budget) this.remove(this.entries.keys().next().value!)
+  }
+
+  private remove(key: string): void {
+    const entry = this.entries.get(key)
+    if (!entry) return
     this.entries.delete(key)
-    this.entries.set(key, { gen, value, expiresAt: Date.now() + TTL_SECONDS * 1000 })
-    if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value!)
+    this.size -= entry.size
   }
 }

@@ -12,8 +12,11 @@ import type { FastifyReply } from 'fastify'
 import type { CachedProduct } from './catalog.js'
 
 export interface RenderedProducts {
-  /** A JSON array of products (or one product, for a product page) with stock markers. */
-  json: string
+  /**
+   * A JSON array of products (or one product, for a product page) cut at its stock markers:
+   * text, field name, variant number, text, field name, variant number, …, text.
+   */
+  parts: string[]
   /** The variant id behind each marker number. */
   variantIds: string[]
   /** The same ids as a PostgreSQL array literal, built once for the stock query of every read. */
@@ -32,16 +35,24 @@ export function renderProducts(items: Array<CachedProduct & Record<string, unkno
       return { ...variant, in_stock: marker, stock_available: marker }
     }),
   }))
+  // Cut once here, so a read joins pieces instead of scanning the whole text for markers.
+  const parts = JSON.stringify(single ? marked[0] : marked).split(MARKER)
   // Ids are UUIDs: nothing to escape in the array literal.
-  return { json: JSON.stringify(single ? marked[0] : marked), variantIds, variantIdsLiteral: `{${variantIds.join(',')}}` }
+  return { parts, variantIds, variantIdsLiteral: `{${variantIds.join(',')}}` }
 }
 
-/** Replaces the markers with the availability of each variant (on hand − reserved). */
+/** Puts the availability of each variant (on hand − reserved) where its markers were. */
 export function fillStock(rendered: RenderedProducts, available: Map<string, number>): string {
-  return rendered.json.replace(MARKER, (_match, field: string, index: string) => {
-    const count = available.get(rendered.variantIds[Number(index)]!) ?? 0
-    return field === 'in_stock' ? `"in_stock":${count > 0}` : `"stock_available":${count}`
-  })
+  const { parts, variantIds } = rendered
+  const out = new Array<string>(parts.length)
+  for (let i = 0; i < parts.length; i += 3) {
+    out[i] = parts[i]!
+    if (i + 2 >= parts.length) break
+    const count = available.get(variantIds[Number(parts[i + 2])]!) ?? 0
+    out[i + 1] = parts[i + 1] === 'in_stock' ? `"in_stock":${count > 0}` : `"stock_available":${count}`
+    out[i + 2] = ''
+  }
+  return out.join('')
 }
 
 /** A list page's JSON: `count`, `next` and `previous` first, then the results, then any extra fields. */

@@ -718,6 +718,10 @@ export async function seedDemo(db: Db, options: SeedDemoOptions): Promise<SeedDe
     counts.inactive_products += written.inactive
     options.onProgress?.(counts.products, options.products)
   }
+  // Fresh statistics and visibility map: until autovacuum gets to it, the planner would guess a
+  // freshly filled catalog is tiny and pick plans forty times slower for the lists, and counts
+  // could not be answered from the indexes alone.
+  await db.execute(sql`VACUUM (ANALYZE) categories, products, product_variants, stock_levels, product_images, search_words`)
   return counts
 }
 

@@ -38,14 +38,20 @@ export const products = pgTable(
     created_at: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     updated_at: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
   },
-  (table) => [
-    index('products_category_idx').on(table.category_id),
-    index('products_created_idx').on(table.created_at, table.id),
-    index('products_price_idx').on(table.price, table.id),
-    index('products_name_idx').on(table.name, table.id),
-    index('products_rating_idx').on(sql`coalesce(${table.rating}, 0)`, table.id),
-    index('products_search_idx').using('gin', table.search_vector),
-  ],
+  (table) => {
+    // Public lists read only visible products: partial indexes over exactly those rows serve each
+    // ordering's keyset walk, and counts come from index-only scans.
+    const visible = sql`${table.deleted_at} IS NULL AND ${table.is_active} AND ${table.price} IS NOT NULL`
+    return [
+      index('products_category_idx').on(table.category_id),
+      index('products_list_created_idx').on(table.created_at, table.id).where(visible),
+      index('products_list_price_idx').on(table.price, table.id).where(visible),
+      index('products_list_name_idx').on(table.name, table.id).where(visible),
+      index('products_list_rating_idx').on(sql`coalesce(${table.rating}, 0)`, table.id).where(visible),
+      index('products_list_category_idx').on(table.category_id, table.price).where(visible),
+      index('products_search_idx').using('gin', table.search_vector),
+    ]
+  },
 )
 
 export const variants = pgTable(
