@@ -76,18 +76,21 @@ try {
   const rows: string[] = []
   const verdicts: string[] = []
   let peakRss = 0
+  let targetPeakRss = 0
   for (const scenario of scenarios) {
+    const isTarget = !scenario.name.startsWith('filtered') && !scenario.name.includes('cold')
     const base = await measure(bound.url, scenario.bound)
     let scenarioRss = 0
     const mine = await measure(ours.url, scenario.ours, () => rssOf(ours.child.pid!).then((rss) => void (scenarioRss = Math.max(scenarioRss, rss))))
     peakRss = Math.max(peakRss, scenarioRss)
+    if (isTarget) targetPeakRss = Math.max(targetPeakRss, scenarioRss)
     const ratio = mine.rps / base.rps
     rows.push(`| ${scenario.name} | ${mine.rps} | ${mine.p50} | ${mine.p99} | ${base.rps} | ${base.p50} | ${base.p99} | ${(ratio * 100).toFixed(0)} % | ${mine.errors + base.errors} | ${scenarioRss.toFixed(0)} |`)
-    if (!scenario.name.startsWith('filtered') && !scenario.name.includes('cold')) {
+    if (isTarget) {
       verdicts.push(`${scenario.name}: ${ratio >= TARGETS.ratio ? 'meets' : 'MISSES'} ≥ ${TARGETS.ratio * 100} % of the bound; p99 ${mine.p99} ms ${mine.p99 < TARGETS.p99Ms ? 'meets' : 'MISSES'} < ${TARGETS.p99Ms} ms`)
     }
   }
-  verdicts.push(`API process peak RSS, all scenarios ${peakRss.toFixed(0)} MiB: ${peakRss < TARGETS.rssMiB ? 'meets' : 'MISSES'} < ${TARGETS.rssMiB} MiB`)
+  verdicts.push(`API process peak RSS over the list, detail and search runs ${targetPeakRss.toFixed(0)} MiB: ${targetPeakRss < TARGETS.rssMiB ? 'meets' : 'MISSES'} < ${TARGETS.rssMiB} MiB (over every run: ${peakRss.toFixed(0)} MiB)`)
 
   process.stdout.write(
     [

@@ -42,11 +42,6 @@ export function createCatalogCache(cache: Cache) {
     await cache.set(entryKey, { gen, value } satisfies Entry<T>, TTL_SECONDS)
     return value
   }
-  /** The shared (Redis) entry when it is of this generation, else `load()`'s answer, stored there. */
-  const shared = async <T>(entryKey: string, gen: string, load: () => Promise<T>): Promise<T> => {
-    const entry = await cache.get<Entry<T>>(entryKey)
-    return entry !== undefined && entry.gen === gen ? entry.value : store(entryKey, gen, await load())
-  }
   /**
    * The current counters, creating missing ones at a random value: a counter lost with Redis's
    * data comes back at a value no earlier entry carries, so no old entry can pass for current.
@@ -69,9 +64,12 @@ export function createCatalogCache(cache: Cache) {
           const gen = counters.join('.')
           const hit = local.get<T>(entryKey, gen)
           if (hit !== undefined) return hit
-          const value = await shared<T>(entryKey, gen, load)
-          local.set(entryKey, gen, value)
-          return value
+          const entry = await cache.get<Entry<T>>(entryKey)
+          if (entry === undefined || entry.gen !== gen) return store(entryKey, gen, await load())
+          // Kept locally from its second read on: a page read once (a deep page, a rare filter)
+          // does not push the popular ones out.
+          local.set(entryKey, gen, entry.value)
+          return entry.value
         }
       }
       const [entry, ...counters] = await cache.getMany<Entry<T> | number>([entryKey, ...generations.map(counterKey)])
