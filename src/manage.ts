@@ -12,7 +12,7 @@ import { ConfigError, loadProcessSettings, type Settings } from './config/index.
 import { serviceNames } from './config/settings.js'
 import { createAccountsService } from './apps/accounts/service.js'
 import { createCatalogCache } from './apps/products/catalog-cache.js'
-import { CatalogNotEmptyError, seedDemo, writeDemoImages } from './apps/products/seed-demo.js'
+import { CatalogNotEmptyError, refreshCatalogStatistics, seedDemo, writeDemoImages } from './apps/products/seed-demo.js'
 import { createUserTokens } from './core/auth.js'
 import { createCache } from './core/cache.js'
 import { createCtx } from './core/context.js'
@@ -103,6 +103,7 @@ const commands: Record<string, Command> = {
             if (total > done) out(`  ${done}/${total} products`)
           },
         })
+        await refreshCatalogStatistics(database.db)
         // Running API processes share Redis: their cached lists and pages must not outlive the new products.
         if (settings.cache.redisUrl) {
           const cache = await createCache(settings, log)

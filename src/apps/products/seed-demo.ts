@@ -718,11 +718,16 @@ export async function seedDemo(db: Db, options: SeedDemoOptions): Promise<SeedDe
     counts.inactive_products += written.inactive
     options.onProgress?.(counts.products, options.products)
   }
-  // Fresh statistics and visibility map: until autovacuum gets to it, the planner would guess a
-  // freshly filled catalog is tiny and pick plans forty times slower for the lists, and counts
-  // could not be answered from the indexes alone.
-  await db.execute(sql`VACUUM (ANALYZE) categories, products, product_variants, stock_levels, product_images, search_words`)
   return counts
+}
+
+/**
+ * Fresh statistics and visibility map after a bulk load: until autovacuum gets to it, the planner
+ * guesses a freshly filled catalog is tiny and picks list plans forty times slower, and counts
+ * cannot come from the indexes alone. VACUUM cannot run in a transaction: call it after commit.
+ */
+export async function refreshCatalogStatistics(db: Db): Promise<void> {
+  await db.execute(sql`VACUUM (ANALYZE) categories, products, product_variants, stock_levels, product_images, search_words`)
 }
 
 /**
@@ -748,5 +753,6 @@ export async function seedDemoOnStart(platform: Platform): Promise<void> {
   // Placeholders first: no row ever points at a missing file, and no upload runs inside the transaction.
   await writeDemoImages(platform.storage)
   const counts = await seedDemoIfEmpty(database.db, { products: FIRST_START_PRODUCTS, currency: settings.currency })
+  if (counts) await refreshCatalogStatistics(database.db)
   if (counts) log.info({ ...counts, duration_ms: Math.round(performance.now() - started) }, 'demo catalog seeded (SEED_DEMO_ON_START)')
 }
