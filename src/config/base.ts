@@ -40,6 +40,11 @@ export function buildSettings(env: Env, environment: Environment): { settings: S
     secretKey: env.SECRET_KEY ?? '',
     timeZone: need(timeZone(env.TIME_ZONE!), `TIME_ZONE: unknown time zone "${env.TIME_ZONE}"`) ?? 'UTC',
     currency: need(/^[A-Za-z]{3}$/.test(env.STORE_CURRENCY!) ? env.STORE_CURRENCY!.toUpperCase() : null, `STORE_CURRENCY: expected a three-letter ISO 4217 code, got "${env.STORE_CURRENCY}"`) ?? 'USD',
+    commerce: {
+      pricesIncludeTax: env.PRICES_INCLUDE_TAX!,
+      orderReservationMinutes: env.ORDER_RESERVATION_MINUTES!,
+      cartExpiryDays: env.CART_EXPIRY_DAYS!,
+    },
     http: {
       host: env.HOST!,
       port: env.PORT!,
@@ -77,6 +82,7 @@ export function buildSettings(env: Env, environment: Environment): { settings: S
       defaultAttempts: 5,
       defaultTimeoutMs: 60_000,
       outboxPollMs: 5_000,
+      periodicEveryMs: 60_000,
     },
     search: { url: httpUrl('ELASTICSEARCH_URL', env.ELASTICSEARCH_URL, problems) },
     stripe: {

@@ -23,6 +23,7 @@ const observability = { group: 'Observability' }
 const vault = { group: 'Vault' }
 const security = { group: 'Security' }
 const accounts = { group: 'Accounts' }
+const commerce = { group: 'Cart and orders' }
 
 export const EnvSchema = Type.Object({
   ENVIRONMENT: str('development, staging, production, test or e2e (aliases: dev, prod, tests, e2e_test)', general),
@@ -32,6 +33,9 @@ export const EnvSchema = Type.Object({
   DEBUG: bool('500 answers carry the error message in detail (development default); refused in production', { default: false, ...general }),
   TIME_ZONE: str('IANA time zone of the shop (reports, days)', { default: 'UTC', ...general }),
   STORE_CURRENCY: str('ISO 4217 currency of every price (amounts are integer minor units)', { default: 'USD', ...general }),
+  PRICES_INCLUDE_TAX: bool('catalog prices include tax (VAT style) rather than tax being added at checkout', { default: false, ...commerce }),
+  ORDER_RESERVATION_MINUTES: int('minutes an unpaid order holds its stock before it is cancelled', { default: 30, minimum: 1, ...commerce }),
+  CART_EXPIRY_DAYS: int('days of inactivity after which an open cart expires', { default: 30, minimum: 1, ...commerce }),
   LOG_LEVEL: str('fatal, error, warn, info, debug, trace or silent', { default: 'info', ...observability }),
   LOG_FORMAT: str('json or pretty (pretty is the development default)', { default: 'json', ...observability }),
 

@@ -23,6 +23,11 @@ export interface Settings {
   timeZone: string
   /** ISO 4217, upper case. */
   currency: string
+  commerce: {
+    pricesIncludeTax: boolean
+    orderReservationMinutes: number
+    cartExpiryDays: number
+  }
   http: {
     host: string
     port: number
@@ -50,6 +55,11 @@ export interface Settings {
     defaultTimeoutMs: number
     /** How often the outbox relay looks for events a crash left behind. */
     outboxPollMs: number
+    /**
+     * Periodic tasks (reservation and cart expiry) enqueued on a timer by each API process until
+     * the database scheduler (`npm run beat`) exists; 0 turns the timer off (tests run them directly).
+     */
+    periodicEveryMs: number
   }
   search: { url: string | null }
   stripe: { secretKey: string | null; publishableKey: string | null; webhookSecret: string | null; apiBase: string | null }

@@ -19,5 +19,5 @@ export const test: EnvironmentProfile = {
     RATE_LIMIT_PASSWORD_RESET_ACCOUNT: '1000/minute',
     RATE_LIMIT_ANALYTICS: '100000/minute',
   },
-  overrides: { queue: { backoffMs: 1, outboxPollMs: 0 } },
+  overrides: { queue: { backoffMs: 1, outboxPollMs: 0, periodicEveryMs: 0 } },
 }

@@ -1,9 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
+import type { IncomingHttpHeaders } from 'node:http'
 import { decodeJwt } from 'jose'
 import { Type } from 'typebox'
 import type { Settings } from '../../config/index.js'
 import type { AuthGuards } from '../../core/auth.js'
+import type { Ctx } from '../../core/context.js'
 import { keyedRateLimit, rateLimited } from '../../core/http/rate-limit.js'
 import { pageUrl } from '../../core/http/pagination.js'
 import { Page, Problem } from '../../core/http/schemas.js'
@@ -32,7 +34,24 @@ import {
   UserListQuery,
   UserSchema,
 } from './schemas.js'
-import type { AccountsService } from './service.js'
+import type { AccountsService, LoginResult } from './service.js'
+
+/**
+ * Runs after a successful sign-in with the request's headers (the cart app merges the guest cart
+ * of an X-Cart-Token). The sign-in has committed by then: a failing hook is logged, and the
+ * client still gets its session.
+ */
+export type SignInHook = (ctx: Ctx, userId: string, headers: IncomingHttpHeaders) => Promise<void>
+
+async function afterSignIn<T extends LoginResult>(request: FastifyRequest, result: T, onSignIn: SignInHook | undefined): Promise<T> {
+  if (!onSignIn || !('user' in result)) return result
+  try {
+    await onSignIn(request.ctx, result.user.id, request.headers)
+  } catch (err) {
+    request.log.error({ err }, 'sign-in hook failed')
+  }
+  return result
+}
 
 const bearer = [{ bearerAuth: [] }]
 
@@ -50,7 +69,7 @@ const mfaKey = (request: FastifyRequest) => {
   }
 }
 
-export function authRoutes(accounts: AccountsService, guards: AuthGuards, settings: Settings): FastifyPluginAsyncTypebox {
+export function authRoutes(accounts: AccountsService, guards: AuthGuards, settings: Settings, onSignIn?: SignInHook): FastifyPluginAsyncTypebox {
   return async (app) => {
     const perIp = rateLimited(settings, 'auth')
     // Answers that carry credentials (tokens, TOTP secrets, recovery codes) are never kept for
@@ -73,13 +92,13 @@ export function authRoutes(accounts: AccountsService, guards: AuthGuards, settin
         body: LoginBody,
         response: { 200: Type.Union([SessionSchema, MfaChallengeSchema]), 401: Problem, 422: Problem, 429: Problem },
       },
-    }, async (request) => accounts.login(request.ctx, request.body))
+    }, async (request) => afterSignIn(request, await accounts.login(request.ctx, request.body), onSignIn))
 
     app.post('/login/mfa/', {
       config: secretAnswer,
       preHandler: keyedRateLimit(app, settings, 'auth_account', mfaKey),
       schema: { tags: ['auth'], summary: 'Second sign-in step: a TOTP or recovery code', body: MfaLoginBody, response: { 200: SessionSchema, 401: Problem, 422: Problem, 429: Problem } },
-    }, async (request) => accounts.loginWithMfa(request.ctx, request.body))
+    }, async (request) => afterSignIn(request, await accounts.loginWithMfa(request.ctx, request.body), onSignIn))
 
     app.post('/refresh/', {
       config: secretAnswer,

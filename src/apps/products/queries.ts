@@ -96,3 +96,39 @@ export async function lockActiveReservations(db: Db, reference: string) {
 export async function setReservationStatus(db: Db, id: string, status: 'released' | 'committed'): Promise<void> {
   await db.update(reservations).set({ status, updated_at: sql`now()` }).where(eq(reservations.id, id))
 }
+
+export interface VariantForSaleRow {
+  variant_id: string
+  product_id: string
+  sku: string
+  product_name: string
+  product_slug: string
+  variant_name: string
+  price: number
+  currency: string
+  available: number
+  for_sale: boolean
+}
+
+/** What carts and checkout need of variants, found by id or by SKU, with live availability. One statement. */
+export async function variantsForSale(db: Db, by: { ids: string[] } | { skus: string[] }): Promise<VariantForSaleRow[]> {
+  const keys = 'ids' in by ? by.ids : by.skus
+  if (keys.length === 0) return []
+  return db
+    .select({
+      variant_id: variants.id,
+      product_id: products.id,
+      sku: variants.sku,
+      product_name: products.name,
+      product_slug: products.slug,
+      variant_name: variants.name,
+      price: variants.price,
+      currency: variants.currency,
+      available: sql<number>`coalesce(${stockLevels.on_hand} - ${stockLevels.reserved}, 0)`,
+      for_sale: sql<boolean>`${variants.is_active} AND ${products.is_active} AND ${products.deleted_at} IS NULL`,
+    })
+    .from(variants)
+    .innerJoin(products, eq(products.id, variants.product_id))
+    .leftJoin(stockLevels, eq(stockLevels.variant_id, variants.id))
+    .where('ids' in by ? inArray(variants.id, keys) : inArray(variants.sku, keys))
+}

@@ -25,6 +25,8 @@ export interface ReservationLine {
   quantity: number
 }
 
+export type VariantForSale = q.VariantForSaleRow
+
 export type StockChange = { quantity: number; reason?: string } | { delta: number; reason: string }
 
 /** Who is acting, for the stock ledger. */
@@ -100,6 +102,26 @@ export function createProductsService(deps: { cache: CatalogCache }) {
       })
     },
 
+    /**
+     * Puts sold goods back on hand (a paid order cancelled before it shipped): one ledger row per
+     * line with reason `return`. The caller makes it happen once (the order's status move).
+     */
+    async restock(ctx: Ctx, reference: string, lines: ReservationLine[]): Promise<void> {
+      await ctx.tx(async (tx) => {
+        const quantities = new Map<string, number>()
+        for (const line of lines) quantities.set(line.sku, (quantities.get(line.sku) ?? 0) + line.quantity)
+        const backInStock: string[] = []
+        for (const variant of await resolve(tx, [...quantities.keys()])) {
+          const quantity = quantities.get(variant.sku)!
+          await q.ensureStock(tx.db, variant.id)
+          const moved = await q.moveStock(tx.db, variant.id, quantity, 0)
+          if (moved.on_hand - moved.reserved === quantity) backInStock.push(variant.id)
+          await q.insertMovement(tx.db, { variant_id: variant.id, delta_on_hand: quantity, reason: 'return', reference, actor: actorOf(tx) })
+        }
+        await availabilityFlipped(tx, backInStock)
+      })
+    },
+
     /** Gives back what `reference` holds (cancellation, expiry). A second call changes nothing. */
     async release(ctx: Ctx, reference: string): Promise<number> {
       return settle(ctx, reference, 'released')
@@ -108,6 +130,14 @@ export function createProductsService(deps: { cache: CatalogCache }) {
     /** Turns what `reference` holds into goods sold: on hand and reserved both go down. A second call changes nothing. */
     async commit(ctx: Ctx, reference: string): Promise<number> {
       return settle(ctx, reference, 'committed')
+    },
+
+    /**
+     * Variants as carts and checkout see them: product and variant names, the current price, live
+     * availability and whether they are still sold. Unknown ids or SKUs are absent from the answer.
+     */
+    async variantsForSale(ctx: Ctx, by: { ids: string[] } | { skus: string[] }): Promise<VariantForSale[]> {
+      return q.variantsForSale(ctx.db, by)
     },
 
     async getStock(ctx: Ctx, sku: string): Promise<StockDto> {

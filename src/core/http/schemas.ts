@@ -35,3 +35,9 @@ export const PageQuery = Type.Object({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
   cursor: Type.Optional(Type.String({ maxLength: 512 })),
 })
+
+/**
+ * Spread into an object schema's options to answer unknown fields with a 422 naming them. Not
+ * `additionalProperties: false`: the body validator's removeAdditional would drop them silently.
+ */
+export const noUnknownFields = { additionalProperties: Type.Never() }
