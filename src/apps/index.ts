@@ -5,11 +5,24 @@
 import type { FastifyInstance } from 'fastify'
 import { createAuthGuards, createUserTokens, registerUserAuth } from '../core/auth.js'
 import type { Platform } from '../core/platform.js'
+import { startPeriodicTasks } from '../core/periodic.js'
 import { createServiceTokenManager } from '../core/service-auth/index.js'
 import { accountsApp } from './accounts/index.js'
 import { createAccountsService } from './accounts/service.js'
+import { createCoupons } from './cart/coupons.js'
+import { cartApp, mergeCartOnSignIn } from './cart/index.js'
+import { EXPIRE_CARTS_TASK } from './cart/tasks.js'
+import { createCartService } from './cart/service.js'
+import { computeTotals } from './cart/pricing.js'
+import { seedPricingDefaults } from './cart/pricing-queries.js'
+import { createShipping } from './cart/shipping.js'
+import { createTaxes } from './cart/tax.js'
 import { healthApp } from './health/index.js'
 import { internalApp } from './internal/index.js'
+import { createCheckout } from './orders/checkout.js'
+import { ordersApp } from './orders/index.js'
+import { createOrdersService } from './orders/service.js'
+import { EXPIRE_RESERVATIONS_TASK, registerOrdersTasks } from './orders/tasks.js'
 import { createCatalogCache } from './products/catalog-cache.js'
 import { createCatalog } from './products/catalog.js'
 import { createCategories } from './products/categories.js'
@@ -33,6 +46,33 @@ export async function registerApps(app: FastifyInstance, platform: Platform): Pr
   const images = createProductImages({ storage: platform.storage, maxBytes: settings.storage.maxUploadBytes, onChange: (ctx) => catalogCache.changed(ctx) })
   const categories = createCategories({ cache: catalogCache })
   const products = createProductsService({ cache: catalogCache })
+  const coupons = createCoupons()
+  const shipping = createShipping()
+  const taxes = createTaxes()
+  const cart = createCartService({ products, coupons, settings })
+  const orders = createOrdersService({ products, coupons })
+  registerOrdersTasks(platform, orders)
+  const checkout = createCheckout({
+    orders,
+    products,
+    currency: settings.currency,
+    pricesIncludeTax: settings.commerce.pricesIncludeTax,
+    reservationMinutes: settings.commerce.orderReservationMinutes,
+    // What checkout needs of the cart app, through its services.
+    ports: {
+      cartForCheckout: async (ctx, owner) => {
+        const open = await cart.resolveCart(ctx, owner)
+        return { cartId: open.id, ...(await cart.checkoutLines(ctx, open)) }
+      },
+      markCheckedOut: (ctx, cartId) => cart.markCheckedOut(ctx, cartId),
+      validateCoupon: (ctx, code, context) => coupons.validate(ctx, code, context),
+      redeemCoupon: (ctx, code, context) => coupons.redeem(ctx, code, context),
+      quoteShipping: (ctx, method, country) => shipping.quote(ctx, method, country),
+      taxRate: (ctx, country, region) => taxes.rateFor(ctx, country, region),
+      computeTotals,
+      userEmail: async (ctx, userId) => (await accounts.getUserSummary(ctx, userId)).email,
+    },
+  })
   const catalog = createCatalog({ cache: catalogCache, currency: settings.currency, mediaUrl: (key) => platform.storage.url(key) })
   const synonyms = createSynonyms({ onChange: (ctx) => catalogCache.changed(ctx) })
   const searchBackend = await createSearchBackend(settings, catalog, platform.log)
@@ -41,18 +81,23 @@ export async function registerApps(app: FastifyInstance, platform: Platform): Pr
   for (const task of createSearchTasks(searchBackend, platform.context, (ctx) => catalogCache.changed(ctx))) platform.tasks.register(task)
   // PostgreSQL's search documents change with the products; an external index follows the outbox.
   if (searchBackend.name === 'opensearch') platform.tasks.subscribe('catalog.products_changed', INDEX_PRODUCTS_TASK)
-  // Orders will answer purchases (verified_purchase); until they exist no review is verified.
-  const reviews = createReviews({ purchases: async () => false, onChange: (ctx) => catalogCache.changed(ctx), authors: (ctx, ids) => accounts.getUserNames(ctx, ids) })
+  const reviews = createReviews({ purchases: (ctx, userId, productId) => orders.hasBought(ctx, userId, productId), onChange: (ctx) => catalogCache.changed(ctx), authors: (ctx, ids) => accounts.getUserNames(ctx, ids) })
 
   // Every request with a bearer token is authenticated before any app sees it.
   registerUserAuth(app, platform, { tokens, loadPrincipal: (userId) => accounts.loadPrincipal(platform.context(), userId) })
 
   await healthApp(app, platform)
-  await accountsApp(app, platform, { accounts, guards })
+  // Signing in with an X-Cart-Token merges that guest cart into the user's cart.
+  await accountsApp(app, platform, { accounts, guards, onSignIn: mergeCartOnSignIn(cart) })
   await productsApp(app, { products, catalog, search, categories, reviews, images, guards })
   await searchApp(app, { search, synonyms, guards })
+  await cartApp(app, platform, { cart, pricing: { coupons, shipping, taxes, guards, currency: settings.currency } })
+  await ordersApp(app, { orders, checkout, guards })
   await internalApp(app, platform, { serviceTokens, users: accounts })
+  // Until the database scheduler (npm run beat) exists, each API process runs them on a timer.
+  app.addHook('onClose', startPeriodicTasks(platform, [EXPIRE_RESERVATIONS_TASK, EXPIRE_CARTS_TASK]))
 
   // Development: an empty catalog gets the demo catalog once (SEED_DEMO_ON_START).
   await seedDemoOnStart(platform)
+  if (settings.db.seedDemoOnStart) await seedPricingDefaults(platform.database.db)
 }

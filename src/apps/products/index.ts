@@ -5,7 +5,7 @@ import { reviewRoutes } from './review-routes.js'
 import { imageRoutes } from './image-routes.js'
 import type { ProductImages } from './images.js'
 import type { Reviews } from './reviews.js'
-import { catalogRoutes, categoryRoutes, inventoryRoutes } from './routes.js'
+import { catalogRoutes, categoryRoutes, internalInventoryRoutes, inventoryRoutes } from './routes.js'
 import type { Catalog } from './catalog.js'
 import type { SearchService } from '../search/service.js'
 import { CategorySchemaDefinition } from './schemas.js'
@@ -18,6 +18,7 @@ export async function productsApp(app: FastifyInstance, deps: { products: Produc
   await app.register(categoryRoutes(deps.categories, deps.guards))
   await app.register(inventoryRoutes(deps.products, deps.guards), { prefix: '/api/products' })
   await app.register(catalogRoutes(deps.catalog, deps.search, deps.guards))
+  await app.register(internalInventoryRoutes(deps.products))
   await app.register(reviewRoutes(deps.reviews, deps.guards), { prefix: '/api/products' })
   await app.register(imageRoutes(deps.images, deps.guards), { prefix: '/api/products' })
 }

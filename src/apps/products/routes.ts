@@ -11,6 +11,7 @@ import {
   CategorySchema,
   CreateCategoryBody,
   CreateProductBody,
+  InternalAdjustBody,
   ProductListQuery,
   ProductSchema,
   SkuParams,
@@ -127,5 +128,24 @@ export function catalogRoutes(catalog: Catalog, search: SearchService, guards: A
       await catalog.remove(request.ctx, request.params.slug)
       return reply.code(204).send(null)
     })
+  }
+}
+
+const INTERNAL_PREFIXES = ['/api/internal', '/internal'] as const
+
+/** Stock changes by other services (X-Service-Token), recorded in the ledger with the service as actor. */
+export function internalInventoryRoutes(products: ProductsService): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    for (const prefix of INTERNAL_PREFIXES) {
+      app.post(`${prefix}/inventory/adjust/`, {
+        schema: {
+          tags: ['internal'],
+          summary: "Change a variant's on-hand stock by a delta, with a reason (e.g. a warehouse count)",
+          security: [{ serviceToken: [] }],
+          body: InternalAdjustBody,
+          response: { 200: StockSchema, 401: Problem, 403: Problem, 404: Problem, 409: Problem, 422: Problem },
+        },
+      }, async (request) => products.adjustStock(request.ctx, request.body.sku, { delta: request.body.delta, reason: request.body.reason }))
+    }
   }
 }

@@ -1,4 +1,5 @@
 import { Type } from 'typebox'
+import { noUnknownFields } from '../../core/http/schemas.js'
 import type { CategoryNode } from './categories.js'
 
 // PostgreSQL text and jsonb cannot hold a NUL character: without these patterns one in a name, an
@@ -6,8 +7,6 @@ import type { CategoryNode } from './categories.js'
 const NO_NUL = '^[^\\u0000]*$'
 /** Some visible character and no NUL. */
 const NOT_BLANK = '^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$'
-/** Rejects fields the schema does not name (Ajv's removeAdditional would drop `additionalProperties: false` ones silently). */
-const noUnknownFields = { additionalProperties: Type.Never() }
 
 export const SkuParams = Type.Object({ sku: Type.String({ minLength: 1, maxLength: 64, pattern: NO_NUL }) })
 
@@ -28,6 +27,16 @@ export const StockChangeBody = Type.Union(
     Type.Object({ delta: Type.Integer({ minimum: -1_000_000_000, maximum: 1_000_000_000, not: { const: 0 } }), reason: Reason }, { not: { required: ['quantity'] } }),
   ],
   { description: 'Either `{quantity}` (a count: the new on-hand stock) or `{delta, reason}` (a change, e.g. a delivery).' },
+)
+
+/** POST /api/internal/inventory/adjust/: a signed change with its reason. */
+export const InternalAdjustBody = Type.Object(
+  {
+    sku: Type.String({ minLength: 1, maxLength: 64 }),
+    delta: Type.Integer({ minimum: -1_000_000_000, maximum: 1_000_000_000, not: { const: 0 } }),
+    reason: Reason,
+  },
+  noUnknownFields,
 )
 
 const Slug = Type.String({ minLength: 1, maxLength: 80, pattern: '^[a-z0-9]+(?:-[a-z0-9]+)*$' })
