@@ -469,8 +469,8 @@ describe('checkout functions', () => {
     const { lines, couponCode } = await cartService.checkoutLines(ctx(), row)
     expect(couponCode).toBe(code)
     expect(lines).toEqual([
-      { variant_id: expect.any(String), sku: sold.skus[0], product_name: expect.any(String), variant_name: 'Variant 0', quantity: 2, unit_price: 450, currency: t.settings.currency, available: 7, for_sale: true },
-      { variant_id: expect.any(String), sku: dropped.skus[0], product_name: expect.any(String), variant_name: 'Variant 0', quantity: 1, unit_price: 800, currency: t.settings.currency, available: 3, for_sale: false },
+      { variant_id: expect.any(String), product_id: sold.id, sku: sold.skus[0], product_name: expect.any(String), variant_name: 'Variant 0', quantity: 2, unit_price: 450, currency: t.settings.currency, available: 7, for_sale: true },
+      { variant_id: expect.any(String), product_id: dropped.id, sku: dropped.skus[0], product_name: expect.any(String), variant_name: 'Variant 0', quantity: 1, unit_price: 800, currency: t.settings.currency, available: 3, for_sale: false },
     ])
   })
 
