@@ -9,12 +9,9 @@
  * The catalog is seeded into a scratch database (dropped at the end). BENCH_PRODUCTS (10000),
  * BENCH_CONNECTIONS (32) and BENCH_SECONDS (10) change the run. Not run by CI.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
 import autocannon from 'autocannon'
 import pg from 'pg'
-import { freePort, scratchDatabase } from './support.js'
+import { dropCacheKeys, productionEnv, rssOf, run, scratchDatabase, serverPool, startProdCommand } from './support.js'
 
 const PRODUCTS = Number(process.env.BENCH_PRODUCTS ?? 10_000)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32)
@@ -27,29 +24,31 @@ if (!process.env.DATABASE_URL || !process.env.REDIS_URL) {
 }
 
 const database = (await scratchDatabase('bench_catalog'))!
-const children: ChildProcess[] = []
+const servers = serverPool()
+// Every run has cache keys of its own, deleted at the end.
+const cachePrefix = `bench_catalog_${Date.now()}:`
 const cleanUp = async () => {
-  for (const child of children) child.kill('SIGTERM')
-  await Promise.all(children.map((child) => (child.exitCode === null ? new Promise((resolve) => child.once('exit', resolve)) : null)))
+  await servers.stopAll()
   await database.drop()
+  await dropCacheKeys(process.env.REDIS_URL!, cachePrefix)
 }
 
 try {
-  const env = { ...process.env, DATABASE_URL: database.url, ENVIRONMENT: 'development', SEED_DEMO_ON_START: 'false', LOG_LEVEL: 'warn' }
+  const env = { ...process.env, DATABASE_URL: database.url, CACHE_KEY_PREFIX: cachePrefix, ENVIRONMENT: 'development', SEED_DEMO_ON_START: 'false', LOG_LEVEL: 'warn' }
   await run('node', ['--import', 'tsx', 'src/manage.ts', 'migrate'], env)
   const seeded = Date.now()
   await run('node', ['--import', 'tsx', 'src/manage.ts', 'seed_demo', '--products', String(PRODUCTS)], env)
   process.stdout.write(`seeded ${PRODUCTS} products in ${((Date.now() - seeded) / 1000).toFixed(1)} s\n`)
 
   const sample = await pickSample(database.url)
-  // Exactly what production runs: `npm run start:prod` (its Node flags included), exec'd so the pid is node's.
-  const startProd = JSON.parse(await readFile('package.json', 'utf8')).scripts['start:prod'] as string
-  const ours = await startServer('sh', ['-c', `exec ${startProd}`], {
+  // Exactly what production runs: `npm run start:prod`, its Node flags included.
+  const ours = await servers.start(...(await startProdCommand()), {
     ...process.env,
     ...productionEnv(),
+    CACHE_KEY_PREFIX: cachePrefix,
     DATABASE_URL: database.url,
   })
-  const bound = await startServer('node', ['--import', 'tsx', 'bench/bare-catalog.ts'], { ...process.env, DATABASE_URL: database.url })
+  const bound = await servers.start('node', ['--import', 'tsx', 'bench/bare-catalog.ts'], { ...process.env, DATABASE_URL: database.url })
 
   // A counter shared by every connection: each request asks for a page no one asked for before.
   const fresh = (path: (n: number) => string) => {
@@ -135,47 +134,6 @@ async function pickSample(url: string) {
   }
 }
 
-/** What production refuses to start without, with throwaway values for a loopback benchmark. */
-function productionEnv(): Record<string, string> {
-  // Random per run: production refuses short or well-known keys.
-  const secret = randomBytes(40).toString('base64url')
-  return {
-    ENVIRONMENT: 'production',
-    SECRET_KEY: secret,
-    ALLOWED_HOSTS: '127.0.0.1,localhost',
-    CELERY_BROKER_URL: process.env.REDIS_URL!,
-    CELERY_RESULT_BACKEND: process.env.REDIS_URL!,
-    SERVICE_AUTH_SECRET_DJANGO_BACKEND: `${secret}-a`,
-    SERVICE_AUTH_SECRET_API_GATEWAY: `${secret}-b`,
-    SERVICE_AUTH_SECRET_CELERY_WORKER: `${secret}-c`,
-    RATE_LIMIT_GLOBAL: '100000000/minute',
-    LOG_LEVEL: 'warn',
-    SEED_DEMO_ON_START: 'false',
-  }
-}
 
-async function startServer(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; url: string }> {
-  const port = await freePort()
-  const child = spawn(command, args, { env: { ...env, PORT: String(port), HOST: '127.0.0.1' }, stdio: ['ignore', 'ignore', 'inherit'] })
-  children.push(child)
-  const url = `http://127.0.0.1:${port}`
-  const deadline = Date.now() + 30_000
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`${args.join(' ')} exited with ${child.exitCode}`)
-    if (await fetch(`${url}/health/live/`).then(() => true, () => false)) return { child, url }
-    await new Promise((resolve) => setTimeout(resolve, 200))
-  }
-  throw new Error(`${args.join(' ')}: not listening within 30 s`)
-}
 
-async function rssOf(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8')
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024
-}
 
-function run(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { env, stdio: ['ignore', 'inherit', 'inherit'] })
-    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${command} ${args.join(' ')} exited with ${code}`))))
-  })
-}
