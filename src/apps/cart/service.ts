@@ -309,10 +309,13 @@ export function createCartService(deps: { products: Pick<ProductsService, 'varia
       })
     },
 
-    /** Checkout: the open cart of this user (or of this guest token); 404 when there is none. */
+    /**
+     * Checkout: the open cart of this user (or of this guest token), locked for the checkout's
+     * transaction so a line added meanwhile waits and then finds the cart closed; 404 when there is none.
+     */
     async resolveCart(ctx: Ctx, who: { userId: string | null; token: string | null }): Promise<CartRow> {
       const owner: CartOwner | null = who.userId ? { userId: who.userId } : who.token ? { tokenHash: sha256(who.token) } : null
-      const cart = owner ? await q.findOpenCart(ctx.db, owner) : undefined
+      const cart = owner ? await q.touchOpenCart(ctx.db, owner) : undefined
       if (!cart) throw new CartNotFoundError()
       return cart
     },

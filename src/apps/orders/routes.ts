@@ -38,7 +38,7 @@ export function orderRoutes(orders: OrdersService, guards: AuthGuards): FastifyP
         summary: 'Your orders, newest first (staff: every order, with status and email filters)',
         security: bearer,
         querystring: OrderListQuery,
-        response: { 200: Page(OrderSchema), 401: Problem, 422: Problem },
+        response: { 200: Page(OrderSchema), 401: Problem, 403: Problem, 422: Problem },
       },
     }, async (request) => {
       const page = await orders.list(request.ctx, request.query)
@@ -56,7 +56,8 @@ export function orderRoutes(orders: OrdersService, guards: AuthGuards): FastifyP
     }, async (request) => orders.get(request.ctx, request.params.number, { email: request.query.email }))
 
     app.post('/api/orders/:number/cancel/', {
-      preValidation: guards.requireUser,
+      // A cancel needs no body: none at all is read as {} rather than refused as not an object.
+      preValidation: [guards.requireUser, async (request) => void (request.body ??= {})],
       schema: {
         tags: ['orders'],
         summary: 'Cancel an order (its owner before it ships, or staff): stock goes back, a paid order is refunded',

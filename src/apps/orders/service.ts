@@ -9,7 +9,7 @@
  */
 import { isStaff } from '../../core/auth.js'
 import type { Actor, Ctx } from '../../core/context.js'
-import { NotFoundError, ValidationError } from '../../core/errors.js'
+import { ForbiddenError, NotFoundError, ValidationError } from '../../core/errors.js'
 import { decodeCursor, encodeCursor } from '../../core/http/pagination.js'
 import type { ProductsService } from '../products/service.js'
 import { IllegalTransitionError } from './errors.js'
@@ -197,7 +197,8 @@ export function createOrdersService(deps: { products: ProductsService; coupons: 
       const actor = ctx.actor
       if (!actor) throw new NotFoundError('Order', '')
       const staff = isStaff(actor)
-      if (!staff && params.email !== undefined) throw new ValidationError('Only staff filter orders by email.', { email: ['Only staff filter orders by email.'] })
+      // Authenticated but not allowed: a 403 (API.md), not a 422 about the input.
+      if (!staff && params.email !== undefined) throw new ForbiddenError('staff_only_filter', 'Only staff filter orders by email.')
       const limit = params.limit ?? 20
       const before = params.cursor === undefined ? undefined : decodeCursor(params.cursor, isOrderCursor)
       const rows = await q.listOrders(ctx.db, {
@@ -254,11 +255,19 @@ export function createOrdersService(deps: { products: ProductsService; coupons: 
 
     /** Cancels unpaid orders whose reservation ran out (a periodic task); answers how many. */
     async expireReservations(ctx: Ctx, batch = 100): Promise<number> {
-      return ctx.tx(async (tx) => {
-        const expired = await q.lockExpired(tx.db, batch)
-        for (const order of expired) await move(tx, order, 'cancelled', { reason: 'reservation_expired', note: 'The reservation expired before payment.' })
-        return expired.length
-      })
+      // One transaction per order: holding the stock rows of many orders at once, taken order by
+      // order rather than in variant id order, deadlocks with checkouts that lock them in id order.
+      let cancelled = 0
+      while (cancelled < batch) {
+        const done = await ctx.tx(async (tx) => {
+          const [order] = await q.lockExpired(tx.db, 1)
+          if (order) await move(tx, order, 'cancelled', { reason: 'reservation_expired', note: 'The reservation expired before payment.' })
+          return order !== undefined
+        })
+        if (!done) break
+        cancelled += 1
+      }
+      return cancelled
     },
   }
 }
