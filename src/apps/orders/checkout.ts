@@ -5,9 +5,9 @@
  * redeemed atomically, the cart closed, `order.created` in the outbox. The order then waits in
  * `pending_payment` until paid, or until its reservation expires.
  *
- * Locks are always taken in the same order (the order row is new; stock rows in variant id
- * order inside `reserve`; then the coupon row), so concurrent checkouts over the same SKUs and
- * coupon queue instead of deadlocking. A deadlock or serialization failure that happens anyway
+ * Locks are always taken in the same order (the cart row; stock rows in variant id order inside
+ * `reserve`; then the coupon row), so concurrent checkouts over the same SKUs and coupon queue
+ * instead of deadlocking. A deadlock or serialization failure that happens anyway
  * is retried, never shown to the client.
  */
 import type { Ctx } from '../../core/context.js'
