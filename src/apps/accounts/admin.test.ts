@@ -10,6 +10,7 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { factories, type MadeUser } from '../../../test/factories.js'
 import { createTestApp, usesPostgres, type TestApp } from '../../../test/harness.js'
+import { waitForLockWaiters as lockWaitersReached } from '../../../test/lock-waiters.js'
 import { outboxEvents } from '../../core/events/tables.js'
 import { users } from './tables.js'
 import { expectProblem } from '../../../test/problems.js'
@@ -291,16 +292,7 @@ describe.runIf(usesPostgres)('PATCH /api/accounts/users/{id}/ concurrently', () 
   })
   afterAll(() => gate.end())
 
-  /** Backends of this database waiting on a row lock; PostgreSQL is external, so this polls with a deadline. */
-  async function waitForLockWaiters(count: number): Promise<void> {
-    const deadline = performance.now() + 10_000
-    for (;;) {
-      const { rows } = await gate.query<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")
-      if (Number(rows[0]!.n) >= count) return
-      if (performance.now() > deadline) throw new Error(`only ${rows[0]!.n} of ${count} requests reached the lock in time`)
-      await new Promise((resolve) => setTimeout(resolve, 10))
-    }
-  }
+  const waitForLockWaiters = (count: number) => lockWaitersReached(gate, count)
 
   it('lets exactly one of two admins demoting each other at once succeed, leaving one admin', async () => {
     const [a, b] = await Promise.all([f.user({ role: 'admin' }), f.user({ role: 'admin' })])

@@ -11,6 +11,7 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { factories, type MadeUser } from '../../../test/factories.js'
 import { createTestApp, usesPostgres, type TestApp } from '../../../test/harness.js'
+import { waitForLockWaiters as lockWaitersReached } from '../../../test/lock-waiters.js'
 import { expectProblem } from '../../../test/problems.js'
 import { createMemoryCache } from '../../core/cache.js'
 import { createCatalogCache } from '../products/catalog-cache.js'
@@ -538,16 +539,7 @@ describe.runIf(usesPostgres)('concurrent cart creation (PostgreSQL)', () => {
     await racing?.close()
   })
 
-  /** Backends of this database waiting on a lock (PostgreSQL is external: poll with a deadline). */
-  async function waitForLockWaiters(count: number): Promise<void> {
-    const deadline = performance.now() + 10_000
-    for (;;) {
-      const { rows } = await observer.query<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")
-      if (Number(rows[0]!.n) >= count) return
-      if (performance.now() > deadline) throw new Error(`only ${rows[0]!.n} of ${count} requests reached the lock in time`)
-      await new Promise((resolve) => setTimeout(resolve, 10))
-    }
-  }
+  const waitForLockWaiters = (count: number) => lockWaitersReached(observer, count)
 
   it('gives 10 concurrent POST /api/cart/ of one user one open cart: one 201, nine 200, all the same id', async () => {
     const rf = factories(racing)

@@ -10,6 +10,7 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { factories } from '../../../test/factories.js'
 import { createTestApp, type TestApp, usesPostgres } from '../../../test/harness.js'
+import { waitForLockWaiters as lockWaitersReached } from '../../../test/lock-waiters.js'
 import { expectProblem } from '../../../test/problems.js'
 import { ConflictError } from '../../core/errors.js'
 import { CouponRefusedError, createCoupons, customerKey } from './coupons.js'
@@ -331,16 +332,7 @@ describe.runIf(usesPostgres)('redemptions under concurrent transactions', () => 
     await Promise.all([gate?.end(), observer?.end()])
   })
 
-  /** Backends of this database waiting on a lock (PostgreSQL is external: polled with a deadline). */
-  async function waitForLockWaiters(count: number): Promise<void> {
-    const deadline = performance.now() + 10_000
-    for (;;) {
-      const { rows } = await observer.query<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")
-      if (Number(rows[0]!.n) >= count) return
-      if (performance.now() > deadline) throw new Error(`only ${rows[0]!.n} of ${count} racers reached the lock in time`)
-      await new Promise((resolve) => setTimeout(resolve, 10))
-    }
-  }
+  const waitForLockWaiters = (count: number) => lockWaitersReached(observer, count)
 
   /**
    * Runs `race` while the gate holds the coupon's row locked, opens the gate once every racer

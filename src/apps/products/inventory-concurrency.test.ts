@@ -11,6 +11,7 @@ import pg from 'pg'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { factories, type MadeUser } from '../../../test/factories.js'
 import { createTestApp, usesPostgres, type TestApp } from '../../../test/harness.js'
+import { waitForLockWaiters as lockWaitersReached } from '../../../test/lock-waiters.js'
 import { stockLedger, stockQueries } from '../../../test/stock-ledger.js'
 import { OutOfStockError } from './errors.js'
 import { createMemoryCache } from '../../core/cache.js'
@@ -66,19 +67,7 @@ describe.runIf(usesPostgres)('inventory under concurrent transactions', () => {
     return rows.reduce((sum, row) => sum + row.quantity, 0)
   }
 
-  /**
-   * Backends of this database waiting on a lock; PostgreSQL is external, so this polls with a
-   * deadline. Asked outside the gate's transaction: pg_stat_activity is a snapshot per transaction.
-   */
-  async function waitForLockWaiters(count: number): Promise<void> {
-    const deadline = performance.now() + 10_000
-    for (;;) {
-      const { rows } = await observer.query<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")
-      if (Number(rows[0]!.n) >= count) return
-      if (performance.now() > deadline) throw new Error(`only ${rows[0]!.n} of ${count} racers reached the lock in time`)
-      await new Promise((resolve) => setTimeout(resolve, 10))
-    }
-  }
+  const waitForLockWaiters = (count: number) => lockWaitersReached(observer, count)
 
   /**
    * Runs `race` while the gate holds the rows `lock` selects FOR UPDATE, opens the gate once

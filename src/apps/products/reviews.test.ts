@@ -11,6 +11,7 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { factories, type MadeUser } from '../../../test/factories.js'
 import { createTestApp, usesPostgres, type TestApp } from '../../../test/harness.js'
+import { waitForLockWaiters as lockWaitersReached } from '../../../test/lock-waiters.js'
 import { expectProblem } from '../../../test/problems.js'
 import { createUserTokens } from '../../core/auth.js'
 import type { Actor } from '../../core/context.js'
@@ -503,16 +504,7 @@ describe.runIf(usesPostgres)('reviews under concurrent transactions', () => {
     await Promise.all([gate?.end(), observer?.end()])
   })
 
-  /** Polls pg_stat_activity (an external server: no event to wait on) with a deadline. */
-  async function waitForLockWaiters(count: number): Promise<void> {
-    const deadline = performance.now() + 10_000
-    for (;;) {
-      const { rows } = await observer.query<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")
-      if (Number(rows[0]!.n) >= count) return
-      if (performance.now() > deadline) throw new Error(`only ${rows[0]!.n} of ${count} racers reached the lock in time`)
-      await new Promise((resolve) => setTimeout(resolve, 10))
-    }
-  }
+  const waitForLockWaiters = (count: number) => lockWaitersReached(observer, count)
 
   async function behindProductLock<T>(productId: string, waiters: number, race: () => Promise<T>): Promise<T> {
     await gate.query('BEGIN')

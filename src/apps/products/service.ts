@@ -186,3 +186,4 @@ function toStockDto(sku: string, stock: { on_hand: number; reserved: number }): 
 /** The product shapes and rendering other apps' routes reuse (search answers product cards). */
 export { listFilters, ProductSchema, SearchOrdering } from './schemas.js'
 export { pageJson, renderProducts, sendRendered } from './rendered.js'
+export type { SearchDocumentDto } from './search-documents.js'

@@ -4,6 +4,7 @@
  * the same `groups`: every group must match, any term of a group will do.
  */
 import type { Ctx } from '../../core/context.js'
+import type { SearchDocumentDto } from '../products/service.js'
 
 /** Filters shared with the product list; categories already include their descendants. */
 export interface ProductFilters {
@@ -53,20 +54,7 @@ export interface SearchResult {
 }
 
 /** What a search index holds for one product (OpenSearch documents; PostgreSQL reads its tables). */
-export interface SearchDocument {
-  id: string
-  slug: string
-  name: string
-  description: string
-  /** The product's category and all its ancestors, ids and names. */
-  category_ids: string[]
-  category_names: string[]
-  attributes: Array<{ name: string; value: string }>
-  price: number
-  in_stock: boolean
-  rating: number
-  created_at: string
-}
+export type SearchDocument = SearchDocumentDto
 
 /** Price buckets in minor units: [lower bound inclusive, upper bound exclusive or null]. */
 export const PRICE_BUCKETS: ReadonlyArray<readonly [number, number | null]> = [
