@@ -14,3 +14,23 @@ export async function waitForLockWaiters(client: pg.Client, count: number, timeo
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
 }
+
+/**
+ * Runs `race` while `gate` holds the rows `lock` selects FOR UPDATE, and opens the gate once
+ * `waiters` racers are blocked behind it, so they really contend instead of running one by one.
+ * Answers the racers' outcome; `race`'s failure is the caller's to see once the gate is open.
+ */
+export async function behindRowLock<T>(gate: pg.Client, observer: pg.Client, lock: { sql: string; params: unknown[] }, waiters: number, race: () => Promise<T>): Promise<T> {
+  await gate.query('BEGIN')
+  let racing: Promise<T> | undefined
+  try {
+    const { rowCount } = await gate.query(`${lock.sql} FOR UPDATE`, lock.params)
+    if (!rowCount) throw new Error(`the gate locked no row: ${lock.sql}`)
+    racing = race()
+    racing.catch(() => undefined)
+    await waitForLockWaiters(observer, waiters)
+  } finally {
+    await gate.query('COMMIT')
+  }
+  return racing!
+}

@@ -10,7 +10,7 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { factories } from '../../../test/factories.js'
 import { createTestApp, type TestApp, usesPostgres } from '../../../test/harness.js'
-import { waitForLockWaiters as lockWaitersReached } from '../../../test/lock-waiters.js'
+import { behindRowLock, waitForLockWaiters as lockWaitersReached } from '../../../test/lock-waiters.js'
 import { expectProblem } from '../../../test/problems.js'
 import { ConflictError } from '../../core/errors.js'
 import { CouponRefusedError, createCoupons, customerKey } from './coupons.js'
@@ -338,20 +338,7 @@ describe.runIf(usesPostgres)('redemptions under concurrent transactions', () => 
    * Runs `race` while the gate holds the coupon's row locked, opens the gate once every racer
    * waits on it (so they really contend), and answers every racer's outcome.
    */
-  async function behindGate<T>(code: string, waiters: number, race: () => Promise<T>): Promise<T> {
-    await gate.query('BEGIN')
-    let racing: Promise<T> | undefined
-    try {
-      const { rowCount } = await gate.query('SELECT 1 FROM coupons WHERE code = $1 FOR UPDATE', [code])
-      expect(rowCount).toBe(1)
-      racing = race()
-      racing.catch(() => undefined)
-      await waitForLockWaiters(waiters)
-    } finally {
-      await gate.query('COMMIT')
-    }
-    return racing!
-  }
+  const behindGate = <T>(code: string, waiters: number, race: () => Promise<T>) => behindRowLock(gate, observer, { sql: 'SELECT 1 FROM coupons WHERE code = $1', params: [code] }, waiters, race)
 
   const failuresOf = (outcomes: PromiseSettledResult<unknown>[]) => outcomes.flatMap((outcome) => (outcome.status === 'rejected' ? [outcome.reason as unknown] : []))
 

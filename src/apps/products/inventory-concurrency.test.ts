@@ -11,7 +11,7 @@ import pg from 'pg'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { factories, type MadeUser } from '../../../test/factories.js'
 import { createTestApp, usesPostgres, type TestApp } from '../../../test/harness.js'
-import { waitForLockWaiters as lockWaitersReached } from '../../../test/lock-waiters.js'
+import { behindRowLock } from '../../../test/lock-waiters.js'
 import { stockLedger, stockQueries } from '../../../test/stock-ledger.js'
 import { OutOfStockError } from './errors.js'
 import { createMemoryCache } from '../../core/cache.js'
@@ -67,27 +67,12 @@ describe.runIf(usesPostgres)('inventory under concurrent transactions', () => {
     return rows.reduce((sum, row) => sum + row.quantity, 0)
   }
 
-  const waitForLockWaiters = (count: number) => lockWaitersReached(observer, count)
 
   /**
    * Runs `race` while the gate holds the rows `lock` selects FOR UPDATE, opens the gate once
    * `waiters` racers are blocked on it, and answers every racer's outcome.
    */
-  async function behindGate<T>(lock: string, params: unknown[], waiters: number, race: () => Promise<T>): Promise<T> {
-    await gate.query('BEGIN')
-    let racing: Promise<T> | undefined
-    try {
-      const { rowCount } = await gate.query(`${lock} FOR UPDATE`, params)
-      expect(rowCount).toBeGreaterThan(0)
-      racing = race()
-      // Its failure is the caller's to see once the gate is open, not an unhandled rejection meanwhile.
-      racing.catch(() => undefined)
-      await waitForLockWaiters(waiters)
-    } finally {
-      await gate.query('COMMIT')
-    }
-    return racing!
-  }
+  const behindGate = <T>(lock: string, params: unknown[], waiters: number, race: () => Promise<T>) => behindRowLock(gate, observer, { sql: lock, params }, waiters, race)
 
   /** Available stock as another connection sees it, sampled each time a racer finishes (one query at a time). */
   function sampler(variantIdOf: string) {

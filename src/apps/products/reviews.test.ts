@@ -11,7 +11,7 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { factories, type MadeUser } from '../../../test/factories.js'
 import { createTestApp, usesPostgres, type TestApp } from '../../../test/harness.js'
-import { waitForLockWaiters as lockWaitersReached } from '../../../test/lock-waiters.js'
+import { behindRowLock } from '../../../test/lock-waiters.js'
 import { expectProblem } from '../../../test/problems.js'
 import { createUserTokens } from '../../core/auth.js'
 import type { Actor } from '../../core/context.js'
@@ -504,22 +504,8 @@ describe.runIf(usesPostgres)('reviews under concurrent transactions', () => {
     await Promise.all([gate?.end(), observer?.end()])
   })
 
-  const waitForLockWaiters = (count: number) => lockWaitersReached(observer, count)
 
-  async function behindProductLock<T>(productId: string, waiters: number, race: () => Promise<T>): Promise<T> {
-    await gate.query('BEGIN')
-    let racing: Promise<T> | undefined
-    try {
-      const { rowCount } = await gate.query('SELECT 1 FROM products WHERE id = $1 FOR UPDATE', [productId])
-      expect(rowCount).toBe(1)
-      racing = race()
-      racing.catch(() => undefined)
-      await waitForLockWaiters(waiters)
-    } finally {
-      await gate.query('COMMIT')
-    }
-    return racing!
-  }
+  const behindProductLock = <T>(productId: string, waiters: number, race: () => Promise<T>) => behindRowLock(gate, observer, { sql: 'SELECT 1 FROM products WHERE id = $1', params: [productId] }, waiters, race)
 
   it('keeps count and average exact when 20 users review one product at the same moment', async () => {
     const { id, slug } = await product()
