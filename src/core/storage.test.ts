@@ -3,8 +3,6 @@
  * S3-compatible server (s3rver) on 127.0.0.1 that checks the SDK's request signatures.
  */
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
-import { createRequire } from 'node:module'
-import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { GetObjectCommand, NoSuchKey, S3Client } from '@aws-sdk/client-s3'
@@ -12,6 +10,7 @@ import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadSettings } from '../config/index.js'
 import { createStorage, IMMUTABLE_CACHE_CONTROL, type Storage } from './storage.js'
+import { startS3rver } from '../../test/s3rver.js'
 
 const log = pino({ level: 'silent' })
 const settingsWith = (env: Record<string, string>) => loadSettings({ ENVIRONMENT: 'test', ...env })
@@ -79,27 +78,7 @@ describe('local storage', () => {
   })
 })
 
-interface S3rverInstance {
-  run(): Promise<AddressInfo>
-  close(): Promise<void>
-}
-type S3rverClass = new (options: Record<string, unknown>) => S3rverInstance
 
-/** s3rver on 127.0.0.1 and a free port, storing in a temporary directory, with `bucket` created. */
-async function startS3rver(bucket: string): Promise<{ endpoint: string; close(): Promise<void> }> {
-  // s3rver ships no types; it is a CommonJS module.
-  const S3rver = createRequire(import.meta.url)('s3rver') as S3rverClass
-  const directory = await mkdtemp(join(tmpdir(), 's3rver-'))
-  const server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory, configureBuckets: [{ name: bucket }] })
-  const { port } = await server.run()
-  return {
-    endpoint: `http://127.0.0.1:${port}`,
-    async close() {
-      await server.close()
-      await rm(directory, { recursive: true, force: true })
-    },
-  }
-}
 
 describe('S3 storage', () => {
   const bucket = 'media-test'

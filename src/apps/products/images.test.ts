@@ -5,8 +5,6 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto'
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
-import { createRequire } from 'node:module'
-import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { crc32, deflateSync } from 'node:zlib'
@@ -18,6 +16,7 @@ import { expectProblem } from '../../../test/problems.js'
 import type { Ctx } from '../../core/context.js'
 import { createProductImages, type ImageDto } from './images.js'
 import { productImages, products } from './tables.js'
+import { startS3rver } from '../../../test/s3rver.js'
 
 // ---- images made from bytes ------------------------------------------------------------------
 
@@ -437,23 +436,7 @@ describe('product images with USE_CDN', () => {
 
 // ---- S3 --------------------------------------------------------------------------------------
 
-type S3rverClass = new (options: Record<string, unknown>) => { run(): Promise<AddressInfo>; close(): Promise<void> }
 
-/** s3rver on 127.0.0.1 and a free port, storing in a temporary directory, with `bucket` created. */
-async function startS3rver(bucket: string): Promise<{ endpoint: string; close(): Promise<void> }> {
-  // s3rver ships no types; it is a CommonJS module.
-  const S3rver = createRequire(import.meta.url)('s3rver') as S3rverClass
-  const directory = await mkdtemp(join(tmpdir(), 's3rver-'))
-  const server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory, configureBuckets: [{ name: bucket }] })
-  const { port } = await server.run()
-  return {
-    endpoint: `http://127.0.0.1:${port}`,
-    async close() {
-      await server.close()
-      await rm(directory, { recursive: true, force: true })
-    },
-  }
-}
 
 describe('product images with USE_S3', () => {
   const bucket = 'shop-media'
