@@ -19,11 +19,11 @@ import { seedPricingDefaults } from '../cart/pricing-queries.js'
 import type { OrderDto } from './service.js'
 import { orderItems, orders } from './tables.js'
 import { EXPIRE_RESERVATIONS_TASK } from './tasks.js'
+import { ADDRESS, cartWith as cartWithLines } from '../../../test/shopping.js'
 
 type Headers = Record<string, string>
 type Answer = Awaited<ReturnType<TestApp['request']>>
 
-const ADDRESS = { name: 'Ada Lovelace', line1: '1 Main St', city: 'San Francisco', region: 'CA', postal_code: '94105', country: 'US' }
 
 describe.runIf(usesPostgres)('checkout under concurrency (PostgreSQL)', () => {
   let t: TestApp
@@ -47,20 +47,7 @@ describe.runIf(usesPostgres)('checkout under concurrency (PostgreSQL)', () => {
   afterAll(() => t?.close())
 
   /** A guest cart with these lines (and coupon); carts are prepared beforehand, 20 at a time. */
-  async function guestCart(lines: Array<[sku: string, quantity: number]>, coupon?: string): Promise<Headers> {
-    const res = await t.request({ method: 'POST', url: '/api/cart/' })
-    expect(res.statusCode, res.body).toBe(201)
-    const cart = { 'x-cart-token': res.json<{ token: string }>().token }
-    for (const [sku, quantity] of lines) {
-      const added = await t.request({ method: 'POST', url: '/api/cart/items/', headers: cart, payload: { sku, quantity } })
-      expect(added.statusCode, added.body).toBe(201)
-    }
-    if (coupon) {
-      const applied = await t.request({ method: 'POST', url: '/api/cart/coupon/', headers: cart, payload: { code: coupon } })
-      expect(applied.statusCode, applied.body).toBe(200)
-    }
-    return cart
-  }
+  const guestCart = (lines: Array<[sku: string, quantity: number]>, coupon?: string) => cartWithLines(t, lines, { coupon })
   async function guestCarts(n: number, linesOf: (i: number) => Array<[string, number]>, coupon?: string): Promise<Headers[]> {
     const carts: Headers[] = []
     for (let i = 0; i < n; i += 20) carts.push(...(await Promise.all(Array.from({ length: Math.min(20, n - i) }, (_, j) => guestCart(linesOf(i + j), coupon)))))

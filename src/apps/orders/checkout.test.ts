@@ -17,6 +17,7 @@ import { outboxEvents } from '../../core/events/tables.js'
 import { seedPricingDefaults } from '../cart/pricing-queries.js'
 import type { OrderDto } from './service.js'
 import { orders } from './tables.js'
+import { ADDRESS, cartWith as cartWithLines } from '../../../test/shopping.js'
 
 type Headers = Record<string, string>
 
@@ -40,19 +41,7 @@ afterAll(() => t.close())
 const db = () => t.app.platform.database.db
 const { stockOf } = stockQueries(() => t)
 
-const ADDRESS = { name: 'Ada Lovelace', line1: '1 Main St', city: 'San Francisco', region: 'CA', postal_code: '94105', country: 'US' }
-
-/** A cart with these lines: a new guest cart, or the user's own when `auth` is given. */
-async function cartWith(lines: Array<[sku: string, quantity: number]>, auth?: Headers): Promise<Headers> {
-  const res = await t.request({ method: 'POST', url: '/api/cart/', headers: auth ?? {} })
-  expect([200, 201], res.body).toContain(res.statusCode)
-  const headers = auth ?? { 'x-cart-token': res.json<{ token: string }>().token }
-  for (const [sku, quantity] of lines) {
-    const added = await t.request({ method: 'POST', url: '/api/cart/items/', headers, payload: { sku, quantity } })
-    expect(added.statusCode, added.body).toBe(201)
-  }
-  return headers
-}
+const cartWith = (lines: Array<[sku: string, quantity: number]>, auth?: Headers) => cartWithLines(t, lines, { auth })
 
 const checkout = (headers: Headers, payload: object, key: string | null = randomUUID()) =>
   t.request({ method: 'POST', url: '/api/checkout/', headers: { ...headers, ...(key === null ? {} : { 'idempotency-key': key }) }, payload })

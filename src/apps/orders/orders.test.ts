@@ -20,6 +20,7 @@ import { seedPricingDefaults } from '../cart/pricing-queries.js'
 import type { OrderDto, OrderStatus } from './service.js'
 import { orderEvents, orders, orderStatuses } from './tables.js'
 import { EXPIRE_RESERVATIONS_TASK } from './tasks.js'
+import { ADDRESS } from '../../../test/shopping.js'
 
 type Headers = Record<string, string>
 
@@ -51,7 +52,6 @@ afterAll(() => t.close())
 
 const db = () => t.app.platform.database.db
 const { stockOf, movementsOf } = stockQueries(() => t)
-const ADDRESS = { name: 'Ada Lovelace', line1: '1 Main St', city: 'San Francisco', region: 'CA', postal_code: '94105', country: 'US' }
 
 interface Placed {
   order: OrderDto
