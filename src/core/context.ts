@@ -25,6 +25,11 @@ export interface Ctx {
   readonly actor: Actor | null
   readonly inTransaction: boolean
   tx<T>(fn: (tx: Ctx) => Promise<T>): Promise<T>
+  /**
+   * Inside a transaction: runs `fn` under a savepoint, so a failure undoes only its own writes and
+   * the transaction goes on. Outside one it is `tx`.
+   */
+  savepoint<T>(fn: (tx: Ctx) => Promise<T>): Promise<T>
   /** Runs after the outermost transaction commits (never after a rollback). */
   afterCommit(fn: () => void): void
   readonly events: {
@@ -66,6 +71,10 @@ function makeCtx(options: CtxOptions, commitHooks: Array<() => void> | null): Ct
         }
       }
       return result
+    },
+    async savepoint(fn) {
+      if (!commitHooks) return ctx.tx(fn)
+      return options.db.transaction((sp) => fn(makeCtx({ ...options, db: sp as unknown as Db }, commitHooks)))
     },
     afterCommit(fn) {
       if (commitHooks) commitHooks.push(fn)

@@ -104,3 +104,23 @@ export function createSendEmailTask(mailer: Mailer) {
     },
   })
 }
+
+/** Escapes text for HTML. */
+export function escapeHtml(value: string): string {
+  return value.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;')
+}
+
+/** The HTML twin of a plain-text email: escaped, line breaks kept, lines that are a link made clickable. */
+export function htmlFromText(text: string, links: string[] = []): string {
+  const clickable = new Set(links.map(escapeHtml))
+  return escapeHtml(text)
+    .split('\n')
+    .map((line) => (clickable.has(line) ? `<a href="${line}">${line}</a>` : line))
+    .join('<br>\n')
+}
+
+/** An amount in minor units as people read it: 1999 USD → $19.99 (the currency's own decimals). */
+export function formatMoney(amount: number, currency: string): string {
+  const format = new Intl.NumberFormat('en', { style: 'currency', currency })
+  return format.format(amount / 10 ** (format.resolvedOptions().maximumFractionDigits ?? 2))
+}

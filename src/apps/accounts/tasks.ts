@@ -4,14 +4,12 @@
  */
 import { Type } from 'typebox'
 import type { Settings } from '../../config/index.js'
-import type { EventEnvelope } from '../../core/events/index.js'
+import { htmlFromText } from '../../core/email.js'
+import { envelopeOf, type EventEnvelope } from '../../core/events/index.js'
 import type { Platform } from '../../core/platform.js'
 import { defineTask } from '../../core/queue/index.js'
 import type { AccountsEvents } from './events.js'
 import type { AccountsService } from './service.js'
-
-const envelope = <T extends ReturnType<typeof Type.Object>>(payload: T) =>
-  Type.Object({ id: Type.String(), name: Type.String(), occurred_at: Type.String(), payload })
 
 export function registerAccountsTasks(platform: Platform, accounts: AccountsService): void {
   const { settings } = platform
@@ -19,7 +17,7 @@ export function registerAccountsTasks(platform: Platform, accounts: AccountsServ
   platform.tasks.register(
     defineTask({
       name: 'accounts.send_verification_email',
-      schema: envelope(Type.Object({ user_id: Type.String() })),
+      schema: envelopeOf(Type.Object({ user_id: Type.String() })),
       async handler(event: EventEnvelope<AccountsEvents['user.registered']>) {
         const recipient = await accounts.createVerificationToken(platform.context(), event.payload.user_id)
         if (!recipient) return
@@ -33,7 +31,7 @@ export function registerAccountsTasks(platform: Platform, accounts: AccountsServ
   platform.tasks.register(
     defineTask({
       name: 'accounts.send_password_reset_email',
-      schema: envelope(Type.Object({ email: Type.String() })),
+      schema: envelopeOf(Type.Object({ email: Type.String() })),
       async handler(event: EventEnvelope<AccountsEvents['user.password_reset_requested']>) {
         const recipient = await accounts.createPasswordResetToken(platform.context(), event.payload.email)
         if (!recipient) return
@@ -52,19 +50,11 @@ function greeting(firstName: string): string {
 function verificationEmail(settings: Settings, to: string, firstName: string, link: string, token: string) {
   const hours = Math.round(settings.auth.verifyEmailTtlMs / 3_600_000)
   const text = `${greeting(firstName)}\n\nPlease confirm your email address for ${settings.auth.shopName}:\n${link}\n\nOr use this code in the app: ${token}\nThe link works for ${hours} hours.\n`
-  return { to, subject: `Confirm your email for ${settings.auth.shopName}`, text, html: htmlOf(text, link) }
+  return { to, subject: `Confirm your email for ${settings.auth.shopName}`, text, html: htmlFromText(text, [link]) }
 }
 
 function passwordResetEmail(settings: Settings, to: string, firstName: string, link: string, token: string) {
   const minutes = Math.round(settings.auth.passwordResetTtlMs / 60_000)
   const text = `${greeting(firstName)}\n\nSomeone asked to reset the password of your ${settings.auth.shopName} account. If it was you, choose a new password here:\n${link}\n\nOr use this code in the app: ${token}\nThe link works for ${minutes} minutes. If it was not you, ignore this email: your password stays as it is.\n`
-  return { to, subject: `Reset your ${settings.auth.shopName} password`, text, html: htmlOf(text, link) }
-}
-
-function htmlOf(text: string, link: string): string {
-  const escape = (value: string) => value.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;')
-  return escape(text)
-    .split('\n')
-    .map((line) => (line === escape(link) ? `<a href="${escape(link)}">${escape(link)}</a>` : line))
-    .join('<br>\n')
+  return { to, subject: `Reset your ${settings.auth.shopName} password`, text, html: htmlFromText(text, [link]) }
 }

@@ -6,6 +6,7 @@
  */
 import { Type, type Static } from 'typebox'
 import type { Ctx } from '../../core/context.js'
+import { envelopeOf } from '../../core/events/index.js'
 import type { Logger } from '../../core/logging.js'
 import { defineTask } from '../../core/queue/index.js'
 import type { SearchBackend } from './backend.js'
@@ -13,10 +14,7 @@ import type { SearchBackend } from './backend.js'
 export const INDEX_PRODUCTS_TASK = 'search.index_products'
 
 const ProductIds = Type.Object({ product_ids: Type.Array(Type.String()) })
-const IndexProductsPayload = Type.Union([
-  ProductIds,
-  Type.Object({ id: Type.String(), name: Type.String(), occurred_at: Type.String(), payload: ProductIds }),
-])
+const IndexProductsPayload = Type.Union([ProductIds, envelopeOf(ProductIds)])
 type IndexProductsPayload = Static<typeof IndexProductsPayload>
 
 /**

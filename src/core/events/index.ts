@@ -4,6 +4,7 @@
  * the relay hands unpublished rows, oldest first, to the tasks subscribed to them (at least once).
  */
 import { asc, inArray, isNull, sql } from 'drizzle-orm'
+import { Type, type TSchema } from 'typebox'
 import type { Db } from '../db/index.js'
 import type { Logger } from '../logging.js'
 import type { TaskQueue, TaskRegistry } from '../queue/index.js'
@@ -22,6 +23,9 @@ export interface EventEnvelope<P = unknown> {
   occurred_at: string
   payload: P
 }
+
+/** The payload schema of a task subscribed to an event: the envelope around the event's payload. */
+export const envelopeOf = <T extends TSchema>(payload: T) => Type.Object({ id: Type.String(), name: Type.String(), occurred_at: Type.String(), payload })
 
 /** Writes an outbox row with `db`, which should be the transaction of the change. */
 export async function insertEvent(db: Db, name: string, payload: object): Promise<string> {
