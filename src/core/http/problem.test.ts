@@ -32,6 +32,9 @@ beforeAll(async () => {
       app.get('/test/conflict/', async () => {
         throw new ConflictError('out_of_stock', 'Only 2 left.')
       })
+      app.get('/test/clashing-extensions/', async () => {
+        throw Object.assign(new ConflictError('not_payable', 'Cancelled.'), { extensions: { status: 'cancelled', code: 'other', left: 2 } })
+      })
     },
   })
 })
@@ -49,6 +52,11 @@ const expectProblem = (res: { statusCode: number; headers: Record<string, unknow
 }
 
 describe('problem details', () => {
+  it('keeps its own members when an error carries extensions of the same name', async () => {
+    const body = expectProblem(await t.request({ method: 'GET', url: '/test/clashing-extensions/' }), 409, 'not_payable')
+    expect(body.left).toBe(2)
+  })
+
   it('answers 404 for an unknown route', async () => {
     const res = await t.request({ method: 'GET', url: '/api/nothing-here/?q=1' })
     const body = expectProblem(res, 404, 'not_found')

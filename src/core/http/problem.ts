@@ -52,7 +52,9 @@ export function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply
 }
 
 export function problemOf(request: FastifyRequest, status: number, code: string, detail: string, extra: Partial<Problem> = {}): Problem {
+  // Extensions add members; they never replace the ones RFC 9457 and our clients rely on.
   return {
+    ...extra,
     type: `/problems/${code}`,
     title: STATUS_CODES[status] ?? 'Error',
     status,
@@ -60,7 +62,6 @@ export function problemOf(request: FastifyRequest, status: number, code: string,
     instance: pathOf(request),
     code,
     request_id: String(request.id),
-    ...extra,
   }
 }
 
