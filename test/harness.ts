@@ -32,6 +32,12 @@ export interface TestApp {
   settings: Settings
   logs: Array<Record<string, unknown>>
   request(options: InjectOptions): Promise<LightMyRequestResponse>
+  /**
+   * Waits until background work is done: outbox events delivered, jobs run, and the events those
+   * jobs published delivered and run in turn. `queue.drain()` alone can return while the relay is
+   * still handing over events a request just committed.
+   */
+  settle(): Promise<void>
   close(): Promise<void>
 }
 
@@ -62,6 +68,13 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     settings,
     logs,
     request: (request) => app.inject(request),
+    async settle() {
+      const { relay, queue } = app.platform
+      // A job's commit starts a relay run of its own; flush() joins a running one and counts what
+      // it handed over, so stop only once a flush after a drain delivered nothing.
+      do await queue.drain()
+      while ((await relay.flush()) > 0)
+    },
     async close() {
       await app.close()
       await fresh.drop()
