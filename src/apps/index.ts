@@ -23,6 +23,9 @@ import { createCheckout } from './orders/checkout.js'
 import { ordersApp } from './orders/index.js'
 import { createOrdersService } from './orders/service.js'
 import { EXPIRE_RESERVATIONS_TASK, registerOrdersTasks } from './orders/tasks.js'
+import { createPaymentProvider, paymentsApp } from './payments/index.js'
+import { createPaymentsService } from './payments/service.js'
+import { RECONCILE_PAYMENTS_TASK, registerPaymentsTasks } from './payments/tasks.js'
 import { createCatalogCache } from './products/catalog-cache.js'
 import { createCatalog } from './products/catalog.js'
 import { createCategories } from './products/categories.js'
@@ -50,8 +53,11 @@ export async function registerApps(app: FastifyInstance, platform: Platform): Pr
   const shipping = createShipping()
   const taxes = createTaxes()
   const cart = createCartService({ products, coupons, settings })
-  const orders = createOrdersService({ products, coupons })
+  // Orders show their payment, and payments build on orders: the port calls payments, created next.
+  const orders = createOrdersService({ products, coupons, payments: (ctx, ids) => payments.summaries(ctx, ids) })
   registerOrdersTasks(platform, orders)
+  const payments = createPaymentsService({ provider: await createPaymentProvider(settings, platform.log), orders, allowDummyConfirm: settings.environment !== 'production' })
+  registerPaymentsTasks(platform, payments, orders)
   const checkout = createCheckout({
     orders,
     products,
@@ -71,6 +77,7 @@ export async function registerApps(app: FastifyInstance, platform: Platform): Pr
       taxRate: (ctx, country, region) => taxes.rateFor(ctx, country, region),
       computeTotals,
       userEmail: async (ctx, userId) => (await accounts.getUserSummary(ctx, userId)).email,
+      startPayment: (ctx, orderId) => payments.startPayment(ctx, orderId),
     },
   })
   const catalog = createCatalog({ cache: catalogCache, currency: settings.currency, mediaUrl: (key) => platform.storage.url(key) })
@@ -93,9 +100,10 @@ export async function registerApps(app: FastifyInstance, platform: Platform): Pr
   await searchApp(app, { search, synonyms, guards })
   await cartApp(app, platform, { cart, pricing: { coupons, shipping, taxes, guards, currency: settings.currency } })
   await ordersApp(app, { orders, checkout, guards })
+  await paymentsApp(app, { payments, guards, webhookSecret: settings.stripe.webhookSecret })
   await internalApp(app, platform, { serviceTokens, users: accounts })
   // Until the database scheduler (npm run beat) exists, each API process runs them on a timer.
-  app.addHook('onClose', startPeriodicTasks(platform, [EXPIRE_RESERVATIONS_TASK, EXPIRE_CARTS_TASK]))
+  app.addHook('onClose', startPeriodicTasks(platform, [EXPIRE_RESERVATIONS_TASK, EXPIRE_CARTS_TASK, RECONCILE_PAYMENTS_TASK]))
 
   // Development: an empty catalog gets the demo catalog once (SEED_DEMO_ON_START).
   await seedDemoOnStart(platform)

@@ -164,6 +164,11 @@ describe(loadSettings.name, () => {
     it('refuses DEBUG=true', () => {
       expect(problemsOf({ ...deployable, ENVIRONMENT: 'production', DEBUG: 'True' })).toEqual([expect.stringMatching(/DEBUG/)])
     })
+
+    it('refuses Stripe without STRIPE_WEBHOOK_SECRET: payments could never be confirmed', () => {
+      expect(problemsOf({ ...deployable, ENVIRONMENT: 'production', STRIPE_SECRET_KEY: 'sk_live_x' })).toEqual([expect.stringMatching(/^STRIPE_WEBHOOK_SECRET is missing/)])
+      expect(loadSettings({ ...deployable, ENVIRONMENT: 'production', STRIPE_SECRET_KEY: 'sk_live_x', STRIPE_WEBHOOK_SECRET: 'whsec_x' }).stripe).toMatchObject({ secretKey: 'sk_live_x', webhookSecret: 'whsec_x' })
+    })
   })
 
   describe('staging', () => {

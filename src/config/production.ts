@@ -25,6 +25,7 @@ export function checkDeployable(env: Env): string[] {
     if (!value) problems.push(`${name} is missing`)
     else if (value.length < MIN_SERVICE_SECRET_LENGTH) problems.push(`${name} is weak: it needs at least ${MIN_SERVICE_SECRET_LENGTH} characters`)
   }
+  if (env.STRIPE_SECRET_KEY && !env.STRIPE_WEBHOOK_SECRET) problems.push('STRIPE_WEBHOOK_SECRET is missing: without it Stripe webhooks cannot be verified and paid orders stay unpaid')
   if (env.DEBUG) problems.push('DEBUG must be off')
   return problems
 }

@@ -90,7 +90,8 @@ describe('POST /api/checkout/ for a guest', () => {
       shipping_address: ADDRESS,
       billing_address: ADDRESS,
       tracking_number: null,
-      payment: null,
+      // The dummy provider's intent (no STRIPE_SECRET_KEY), with its client secret for the customer paying.
+      payment: { provider: 'dummy', status: 'pending', client_secret: expect.stringMatching(/^dummy_pi_\w+_secret_\w+$/) },
     })
     expect(order.number).toMatch(/^ORD-[0-9A-HJKMNP-TV-Z]{8}$/)
     expect(order.items.map(({ sku, quantity, unit_price, variant_name }) => ({ sku, quantity, unit_price, variant_name }))).toEqual([

@@ -40,6 +40,8 @@ export interface CheckoutPorts {
     pricesIncludeTax: boolean
   }): { subtotal: number; discount: number; shipping: number; tax: number; total: number; lines: Array<{ subtotal: number; discount: number; tax: number; total: number }> }
   userEmail(ctx: Ctx, userId: string): Promise<string>
+  /** After commit: the new order's first payment (the payments app). */
+  startPayment(ctx: Ctx, orderId: string): Promise<void>
 }
 
 interface CouponTerms {
@@ -63,7 +65,7 @@ const RETRYABLE = new Set(['40P01', '40001'])
 export function createCheckout(deps: { ports: CheckoutPorts; orders: OrdersService; products: ProductsService; currency: string; pricesIncludeTax: boolean; reservationMinutes: number }) {
   const { ports, orders, products } = deps
 
-  const once = async (ctx: Ctx, owner: { userId: string | null; token: string | null }, input: CheckoutInput): Promise<string> =>
+  const once = async (ctx: Ctx, owner: { userId: string | null; token: string | null }, input: CheckoutInput): Promise<{ id: string; number: string }> =>
     ctx.tx(async (tx) => {
       const { cartId, lines, couponCode } = await ports.cartForCheckout(tx, owner)
       if (lines.length === 0) throw new ValidationError('The cart is empty.', { cart: ['Add something to the cart first.'] })
@@ -109,16 +111,26 @@ export function createCheckout(deps: { ports: CheckoutPorts; orders: OrdersServi
       await products.reserve(tx, order.number, lines.map((line) => ({ sku: line.sku, quantity: line.quantity })))
       if (coupon) await ports.redeemCoupon(tx, coupon.code, { orderId: order.id, customer, subtotal })
       await ports.markCheckedOut(tx, cartId)
-      return order.number
+      return order
     })
+
+  /** The order is committed either way: a provider outage leaves `payment: null`, and POST /api/payments/ retries. */
+  const startPayment = async (ctx: Ctx, orderId: string) => {
+    try {
+      await ports.startPayment(ctx, orderId)
+    } catch (err) {
+      ctx.log.warn({ err, order_id: orderId }, 'no payment created at checkout; the client can ask again with POST /api/payments/')
+    }
+  }
 
   return {
     /** Checks the cart out; answers the new order as its owner (or the guest) sees it. */
     async checkout(ctx: Ctx, owner: { userId: string | null; token: string | null }, input: CheckoutInput): Promise<OrderDto> {
       for (let attempt = 1; ; attempt++) {
         try {
-          const number = await once(ctx, owner, input)
-          return await orders.get(ctx, number, { email: input.email })
+          const order = await once(ctx, owner, input)
+          await startPayment(ctx, order.id)
+          return await orders.get(ctx, order.number, { email: input.email })
         } catch (err) {
           if (attempt >= RETRIES || !RETRYABLE.has(sqlStateOf(err) ?? '')) throw err
           ctx.log.warn({ attempt, code: sqlStateOf(err) }, 'checkout retried after a lock conflict')

@@ -126,6 +126,8 @@ async function statusEvents(orderId: string) {
 
 /** Everything a refused move must leave as it was: the order as staff read it, its stock, reservations and outbox events. */
 async function snapshot(placed: Placed) {
+  // What earlier moves set off in the background (the payment's cancellation) finishes first.
+  await t.settle()
   const res = await read(placed.order.number)
   expect(res.statusCode, res.body).toBe(200)
   return { order: res.json<OrderDto>(), stock: await stockOf(placed.sku), reservations: await reservationsOf(placed.order.number), events: await statusEvents(placed.order.id) }
@@ -501,7 +503,7 @@ describe('the orders.expire_reservations task', () => {
   const runTask = async () => {
     const failedBefore = t.app.platform.queue.failed().length
     await t.app.platform.queue.enqueue(EXPIRE_RESERVATIONS_TASK, {})
-    await t.app.platform.queue.drain()
+    await t.settle()
     expect(t.app.platform.queue.failed()).toHaveLength(failedBefore)
   }
 

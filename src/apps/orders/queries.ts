@@ -37,6 +37,27 @@ export async function lockByNumber(db: Db, number: string): Promise<OrderRow | u
   return row
 }
 
+export async function findById(db: Db, id: string): Promise<OrderRow | undefined> {
+  const [row] = await db.select().from(orders).where(eq(orders.id, id))
+  return row
+}
+
+export async function lockById(db: Db, id: string): Promise<OrderRow | undefined> {
+  const [row] = await db.select().from(orders).where(eq(orders.id, id)).for('update')
+  return row
+}
+
+/** The status an order was cancelled from (its latest cancellation), or null. */
+export async function cancelledFrom(db: Db, orderId: string): Promise<string | null> {
+  const [row] = await db
+    .select({ from: orderEvents.from_status })
+    .from(orderEvents)
+    .where(and(eq(orderEvents.order_id, orderId), eq(orderEvents.to_status, 'cancelled')))
+    .orderBy(desc(orderEvents.created_at))
+    .limit(1)
+  return row?.from ?? null
+}
+
 export async function itemsOf(db: Db, orderIds: string[]): Promise<OrderItemRow[]> {
   if (orderIds.length === 0) return []
   return db.select().from(orderItems).where(inArray(orderItems.order_id, orderIds)).orderBy(asc(orderItems.order_id), asc(orderItems.sku))

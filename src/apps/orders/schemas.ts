@@ -60,7 +60,15 @@ export const OrderSchema = Type.Object({
   billing_address: AddressSchema,
   tracking_number: Type.Union([Type.String(), Type.Null()]),
   reservation_expires_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
-  payment: Type.Null({ description: 'the payment attempt; null until the payments app exists' }),
+  payment: Type.Union([
+    Type.Object({
+      id: Type.String({ format: 'uuid' }),
+      provider: Type.String({ description: '`stripe`, or `dummy` for local use' }),
+      status: Type.String({ description: 'pending, processing, succeeded, failed or canceled' }),
+      client_secret: Type.Union([Type.String(), Type.Null()], { description: "Stripe's client secret for the browser; only for the customer paying" }),
+    }),
+    Type.Null(),
+  ], { description: 'the current payment; null if none could be created yet (POST /api/payments/ makes one)' }),
   events: Type.Array(
     Type.Object({
       type: Type.String(),

@@ -5,11 +5,12 @@
  * service), the coupon given back for unpaid cancellations, and `order.status_changed` in the
  * outbox (payments refunds a cancelled paid order from it).
  *
- * Other apps use `get`, `transition`, `expireReservations` and, at checkout, `create`.
+ * Other apps use `get`, `transition`, `expireReservations`, at checkout `create`, and the payments
+ * app `lockForPayment`, `settlePayment`, `recordRefund` and `note` inside its transactions.
  */
 import { isStaff } from '../../core/auth.js'
 import type { Actor, Ctx } from '../../core/context.js'
-import { ForbiddenError, NotFoundError, ValidationError } from '../../core/errors.js'
+import { AppError, ForbiddenError, NotFoundError, ValidationError } from '../../core/errors.js'
 import { decodeCursor, encodeCursor } from '../../core/http/pagination.js'
 import type { ProductsService } from '../products/service.js'
 import { IllegalTransitionError } from './errors.js'
@@ -50,8 +51,8 @@ export interface OrderDto {
   billing_address: Address
   tracking_number: string | null
   reservation_expires_at: string | null
-  /** The payment of this order attempt; null until the payments app creates one. */
-  payment: null
+  /** The order's current payment; null until one is created. `client_secret` only for the owner. */
+  payment: OrderPaymentDto | null
   events: Array<{ type: string; from_status: string | null; to_status: string | null; note: string | null; created_at: string }>
   created_at: string
   updated_at: string
@@ -71,6 +72,34 @@ export interface NewOrder {
   reservationMinutes: number
 }
 
+export interface OrderPaymentDto {
+  id: string
+  provider: string
+  status: string
+  client_secret: string | null
+}
+
+/** What orders show of their payment. The payments app answers it (it builds on orders, so this is a port). */
+export interface OrderPaymentSummary extends OrderPaymentDto {
+  amount: number
+  amount_refunded: number
+}
+export type PaymentSummaries = (ctx: Ctx, orderIds: string[]) => Promise<Map<string, OrderPaymentSummary>>
+
+/** The order as the payments app sees it, locked in its transaction. */
+export interface PayableOrder {
+  id: string
+  number: string
+  status: OrderStatus
+  user_id: string | null
+  email: string
+  currency: string
+  total: number
+}
+
+/** What a succeeded payment did to its order; payments refunds it when the goods are gone. */
+export type PaymentSettlement = 'paid' | 'reinstated' | 'already_paid' | 'unavailable'
+
 /** What the orders app needs of coupons: to give a redemption back when an unpaid order is cancelled. */
 export interface CouponReleaser {
   release(ctx: Ctx, orderId: string): Promise<unknown>
@@ -80,14 +109,14 @@ const actorLabel = (actor: Actor | null) => (actor ? `${actor.kind}:${actor.id}`
 const isOrderCursor = (value: unknown): value is { t: string; id: string } =>
   typeof value === 'object' && value !== null && typeof (value as { t: unknown }).t === 'string' && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/.test((value as { t: string }).t) && /^[0-9a-f-]{36}$/.test(String((value as { id: unknown }).id))
 
-export function createOrdersService(deps: { products: ProductsService; coupons: CouponReleaser }) {
+export function createOrdersService(deps: { products: ProductsService; coupons: CouponReleaser; payments: PaymentSummaries }) {
   const { products } = deps
 
-  const toDto = (order: OrderRow, items: OrderItemRow[], events: OrderEventRow[]): OrderDto => ({
+  const toDto = (order: OrderRow, items: OrderItemRow[], events: OrderEventRow[], payment: OrderPaymentSummary | undefined): OrderDto => ({
     id: order.id,
     number: order.number,
     status: order.status,
-    payment_status: paymentStatusOf(order.status),
+    payment_status: paymentStatusOf(order.status, payment),
     email: order.email,
     currency: order.currency,
     items: items.map((item) => ({
@@ -109,15 +138,18 @@ export function createOrdersService(deps: { products: ProductsService; coupons: 
     billing_address: order.billing_address,
     tracking_number: order.tracking_number,
     reservation_expires_at: order.reservation_expires_at?.toISOString() ?? null,
-    payment: null,
+    payment: payment ? { id: payment.id, provider: payment.provider, status: payment.status, client_secret: payment.client_secret } : null,
     events: events.map((event) => ({ type: event.type, from_status: event.from_status, to_status: event.to_status, note: event.note, created_at: event.created_at.toISOString() })),
     created_at: order.created_at.toISOString(),
     updated_at: order.updated_at.toISOString(),
   })
 
-  const full = async (ctx: Ctx, order: OrderRow): Promise<OrderDto> => {
-    const [items, events] = await Promise.all([q.itemsOf(ctx.db, [order.id]), q.eventsOf(ctx.db, order.id)])
-    return toDto(order, items, events)
+  const full = async (ctx: Ctx, order: OrderRow, access: { email?: string } = {}): Promise<OrderDto> => {
+    const [items, events, payments] = await Promise.all([q.itemsOf(ctx.db, [order.id]), q.eventsOf(ctx.db, order.id), deps.payments(ctx, [order.id])])
+    const payment = payments.get(order.id)
+    // The client secret lets its holder pay: only the customer paying sees it.
+    const owner = (ctx.actor?.kind === 'user' && ctx.actor.id === order.user_id) || (order.user_id === null && access.email !== undefined)
+    return toDto(order, items, events, payment && (owner ? payment : { ...payment, client_secret: null }))
   }
 
   /** The order when `actor` may see it: its owner, staff, a service, or a guest giving its email. */
@@ -189,7 +221,7 @@ export function createOrdersService(deps: { products: ProductsService; coupons: 
     },
 
     async get(ctx: Ctx, number: string, access: { email?: string } = {}): Promise<OrderDto> {
-      return full(ctx, await visible(ctx, number, access))
+      return full(ctx, await visible(ctx, number, access), access)
     },
 
     /** A user's own orders, or (staff) everyone's filtered by status and email; newest first. */
@@ -209,13 +241,12 @@ export function createOrdersService(deps: { products: ProductsService; coupons: 
         limit,
       })
       const page = rows.slice(0, limit)
-      const items = await q.itemsOf(
-        ctx.db,
-        page.map((row) => row.order.id),
-      )
+      const ids = page.map((row) => row.order.id)
+      const [items, payments] = await Promise.all([q.itemsOf(ctx.db, ids), deps.payments(ctx, ids)])
       const last = page.at(-1)
+      const withoutSecret = (payment: OrderPaymentSummary | undefined) => payment && { ...payment, client_secret: null }
       return {
-        results: page.map(({ order }) => toDto(order, items.filter((item) => item.order_id === order.id), [])),
+        results: page.map(({ order }) => toDto(order, items.filter((item) => item.order_id === order.id), [], withoutSecret(payments.get(order.id)))),
         next_cursor: rows.length > limit && last ? encodeCursor({ t: last.cursor_time, id: last.order.id }) : null,
       }
     },
@@ -253,6 +284,79 @@ export function createOrdersService(deps: { products: ProductsService; coupons: 
       return q.hasBought(ctx.db, userId, productId)
     },
 
+    /**
+     * The order a customer is about to pay: theirs (or a guest's, by its email); anyone else's is a
+     * 404 like a missing one.
+     */
+    async payableBy(ctx: Ctx, number: string, access: { email?: string }): Promise<PayableOrder> {
+      const order = await q.findByNumber(ctx.db, number)
+      const actor = ctx.actor
+      const owner =
+        order &&
+        ((actor?.kind === 'user' && order.user_id === actor.id) ||
+          (order.user_id === null && access.email !== undefined && access.email.trim().toLowerCase() === order.email.toLowerCase()))
+      if (!owner) throw new NotFoundError('Order', number)
+      return order
+    },
+
+    /** The order by id (for the payments app); undefined when there is none. */
+    async findForPayment(ctx: Ctx, orderId: string): Promise<PayableOrder | undefined> {
+      return q.findById(ctx.db, orderId)
+    },
+
+    /** The order by id, locked for the payment's transaction; undefined when there is none. */
+    async lockForPayment(tx: Ctx, orderId: string): Promise<PayableOrder | undefined> {
+      return q.lockById(tx.db, orderId)
+    },
+
+    /**
+     * A payment of the order succeeded (in the payments app's transaction, order locked). An
+     * unpaid order becomes paid. An order cancelled before it was paid (by the customer, or its
+     * reservation ran out) gets its goods back if they are still there, and is paid; otherwise
+     * the answer says so, and the payment is refunded.
+     */
+    async settlePayment(tx: Ctx, orderId: string): Promise<PaymentSettlement> {
+      const row = (await q.lockById(tx.db, orderId))!
+      if (row.status === 'pending_payment') {
+        await move(tx, row, 'paid', { reason: 'payment_succeeded' })
+        return 'paid'
+      }
+      if (row.status !== 'cancelled') return 'already_paid'
+      if ((await q.cancelledFrom(tx.db, row.id)) !== 'pending_payment') return 'unavailable'
+      const lines = (await q.itemsOf(tx.db, [row.id])).map((item) => ({ sku: item.sku, quantity: item.quantity }))
+      try {
+        // Under a savepoint: a line short of stock undoes the lines reserved before it.
+        await tx.savepoint(async (sp) => {
+          await products.reserve(sp, row.number, lines)
+          await products.commit(sp, row.number)
+        })
+      } catch (err) {
+        if (err instanceof AppError && err.status === 409) return 'unavailable'
+        throw err
+      }
+      await q.setStatus(tx.db, row.id, 'paid', { reservation_expires_at: null })
+      await q.insertEvent(tx.db, { order_id: row.id, type: 'reinstated', from_status: 'cancelled', to_status: 'paid', note: 'Paid after it was cancelled; the goods were still in stock.', actor: actorLabel(tx.actor) })
+      await tx.events.publish('order.status_changed', { order_id: row.id, number: row.number, from: 'cancelled', to: 'paid', refund_due: false })
+      return 'reinstated'
+    },
+
+    /**
+     * Money went back to the customer. A delivered order becomes refunded or partially refunded;
+     * any other order keeps its status and records the refund as an event.
+     */
+    async recordRefund(tx: Ctx, orderId: string, refund: { amount: number; refunded: number; captured: number; currency: string }): Promise<void> {
+      const row = (await q.lockById(tx.db, orderId))!
+      const to: OrderStatus = refund.refunded >= refund.captured ? 'refunded' : 'partially_refunded'
+      const note = `Refunded ${refund.amount} ${refund.currency} (${refund.refunded} of ${refund.captured} in all).`
+      if (canMove(row.status, to)) await move(tx, row, to, { reason: 'refunded', note })
+      else await q.insertEvent(tx.db, { order_id: row.id, type: 'refunded', note, actor: actorLabel(tx.actor) })
+    },
+
+    /** Writes a note on the order's history (a failed payment, a dispute, a flagged amount). */
+    async note(tx: Ctx, orderId: string, type: string, note: string): Promise<void> {
+      await q.insertEvent(tx.db, { order_id: orderId, type, note, actor: actorLabel(tx.actor) })
+    },
+
     /** Cancels unpaid orders whose reservation ran out (a periodic task); answers how many. */
     async expireReservations(ctx: Ctx, batch = 100): Promise<number> {
       // One transaction per order: holding the stock rows of many orders at once, taken order by
@@ -274,7 +378,8 @@ export function createOrdersService(deps: { products: ProductsService; coupons: 
 
 export type OrdersService = ReturnType<typeof createOrdersService>
 
-function paymentStatusOf(status: OrderStatus): OrderDto['payment_status'] {
+function paymentStatusOf(status: OrderStatus, payment: OrderPaymentSummary | undefined): OrderDto['payment_status'] {
+  if (payment && payment.amount_refunded > 0) return payment.amount_refunded >= payment.amount ? 'refunded' : 'partially_refunded'
   if (status === 'pending_payment') return 'unpaid'
   if (status === 'refunded' || status === 'partially_refunded') return status
   if (status === 'cancelled') return 'void'
