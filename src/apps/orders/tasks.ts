@@ -50,7 +50,7 @@ export function confirmationEmail(settings: Settings, order: OrderDto) {
   const shop = settings.auth.shopName
   const link = `${settings.auth.frontendUrl}/orders/${order.number}`
   const money = (amount: number) => formatMoney(amount, order.currency)
-  const lines = order.items.map((item) => `  ${item.quantity} × ${item.product_name} (${item.variant_name}, ${item.sku})  ${money(item.total)}`)
+  const lines = order.items.map((item) => `  ${item.quantity} × ${item.product_name} (${item.variant_name}, ${item.sku})  ${money(item.unit_price * item.quantity)}`)
   const totals = order.totals
   const text = [
     `Thank you for your order at ${shop}.`,
