@@ -2,8 +2,9 @@
  * Checkout: the cart becomes an order in one transaction — prices re-read from the catalog,
  * shipping quoted and tax looked up for the address, totals by the pricing rule, the order and
  * its items written, the stock reserved (a short line is a 409 and nothing is kept), the coupon
- * redeemed atomically, the cart closed, `order.created` in the outbox. The order then waits in
- * `pending_payment` until paid, or until its reservation expires.
+ * redeemed atomically, the cart closed, `order.created` in the outbox. After the commit the
+ * payments app starts the order's payment (never inside the transaction: a provider call must not
+ * hold the locks). The order then waits in `pending_payment` until paid, or until its reservation expires.
  *
  * Locks are always taken in the same order (the cart row; stock rows in variant id order inside
  * `reserve`; then the coupon row), so concurrent checkouts over the same SKUs and coupon queue
