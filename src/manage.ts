@@ -6,6 +6,8 @@
  *   createsuperuser --email E --password P   (or DJANGO_SUPERUSER_EMAIL / DJANGO_SUPERUSER_PASSWORD)
  *   seed_demo [--products N] [--seed S] [--force]   add a demo catalog (refuses a non-empty one without --force)
  *   search_reindex   rebuild the search index without downtime
+ *   tasks failed | tasks retry ID   failed background jobs on the broker
+ *   periodic list | enable NAME | disable NAME   show or switch the periodic schedule of `npm run beat`
  */
 import { parseArgs } from 'node:util'
 import { ConfigError, loadProcessSettings, type Settings } from './config/index.js'
@@ -13,15 +15,20 @@ import { serviceNames } from './config/settings.js'
 import { createAccountsService } from './apps/accounts/service.js'
 import { createCatalogCache } from './apps/products/catalog-cache.js'
 import { CatalogNotEmptyError, refreshCatalogStatistics, seedDemo, writeDemoImages } from './apps/products/seed-demo.js'
+import { DEFAULT_SCHEDULE } from './apps/schedule.js'
 import { createUserTokens } from './core/auth.js'
 import { createCache } from './core/cache.js'
 import { createCtx } from './core/context.js'
 import { createDatabase } from './core/db/index.js'
 import { AppError } from './core/errors.js'
 import { createLogger } from './core/logging.js'
+import { ensureDefaultSchedule, formatPeriodicTasks, listPeriodicTasks, setPeriodicTaskEnabled } from './core/scheduler/index.js'
 import { createCatalog } from './apps/products/catalog.js'
 import { createSearchBackend } from './apps/search/index.js'
 import { createServiceTokenManager, isServiceName } from './core/service-auth/index.js'
+import { queuePrefixOf } from './core/platform.js'
+import { createBullmqQueue } from './core/queue/bullmq.js'
+import { TaskRegistry } from './core/queue/index.js'
 import { createStorage } from './core/storage.js'
 
 /** run resolves to the exit code, or nothing for 0. */
@@ -152,6 +159,63 @@ const commands: Record<string, Command> = {
         await backend.close()
         await cache.close()
         await database.close()
+      }
+    },
+  },
+  periodic: {
+    summary: 'the periodic schedule of npm run beat: list | enable NAME | disable NAME',
+    async run(settings, args) {
+      const [action, name, ...extra] = args
+      if (action !== 'list' && action !== 'enable' && action !== 'disable') {
+        return usageError(`${action === undefined ? 'Give a subcommand' : `Unknown subcommand "${action}"`}: periodic list | enable NAME | disable NAME.`)
+      }
+      if (action === 'list' ? name !== undefined : name === undefined || extra.length > 0) {
+        return usageError(action === 'list' ? 'periodic list takes no arguments.' : `periodic ${action} takes one periodic task name.`)
+      }
+      const log = createLogger(settings)
+      const database = await createDatabase(settings, log)
+      try {
+        // The shipped rows exist before the scheduler first starts, so an operator can switch one off beforehand.
+        await ensureDefaultSchedule(database.db, DEFAULT_SCHEDULE)
+        if (action === 'list') {
+          const rows = await listPeriodicTasks(database.db)
+          out(rows.length > 0 ? formatPeriodicTasks(rows) : 'The periodic schedule is empty.')
+          return
+        }
+        const enabled = action === 'enable'
+        if (!(await setPeriodicTaskEnabled(database.db, name!, enabled))) {
+          const known = (await listPeriodicTasks(database.db)).map((row) => row.name)
+          return usageError(`No periodic task named "${name}"${known.length > 0 ? `; the schedule has: ${known.join(', ')}` : ''}.`)
+        }
+        out(`Periodic task ${name} ${enabled ? 'enabled' : 'disabled'}.`)
+      } finally {
+        await database.close()
+      }
+    },
+  },
+  tasks: {
+    summary: 'failed background jobs on the broker: failed | retry ID',
+    async run(settings, args) {
+      const [action, id, ...extra] = args
+      if (!(action === 'failed' && id === undefined) && !(action === 'retry' && id !== undefined && extra.length === 0)) {
+        return usageError('Usage: tasks failed | tasks retry ID.')
+      }
+      if (!settings.queue.brokerUrl) {
+        return usageError('Without CELERY_BROKER_URL tasks run inside the API process, and its failed jobs are in its log lines ("task failed permanently").')
+      }
+      const log = createLogger(settings)
+      // Reading and retrying failed jobs needs no task definitions: an empty registry will do.
+      const queue = createBullmqQueue({ settings: { ...settings.queue, brokerUrl: settings.queue.brokerUrl, prefix: queuePrefixOf(settings) }, registry: new TaskRegistry(), log })
+      try {
+        if (action === 'failed') {
+          const failed = await queue.failed()
+          out(failed.length === 0 ? 'No failed jobs.' : failed.map((job) => `${job.id}  ${job.task}  attempts ${job.attempts}  ${job.failed_at}\n    ${job.error}`).join('\n'))
+          return
+        }
+        if (!(await queue.retry(id!))) return usageError(`No failed job with the id "${id}" (tasks failed lists them).`)
+        out(`Job ${id} is queued again from its first attempt.`)
+      } finally {
+        await queue.close()
       }
     },
   },

@@ -5,13 +5,12 @@
 import type { FastifyInstance } from 'fastify'
 import { createAuthGuards, createUserTokens, registerUserAuth } from '../core/auth.js'
 import type { Platform } from '../core/platform.js'
-import { startPeriodicTasks } from '../core/periodic.js'
+import { schedulerFor } from '../core/scheduler/index.js'
 import { createServiceTokenManager } from '../core/service-auth/index.js'
 import { accountsApp } from './accounts/index.js'
 import { createAccountsService } from './accounts/service.js'
 import { createCoupons } from './cart/coupons.js'
 import { cartApp, mergeCartOnSignIn } from './cart/index.js'
-import { EXPIRE_CARTS_TASK } from './cart/tasks.js'
 import { createCartService } from './cart/service.js'
 import { computeTotals } from './cart/pricing.js'
 import { seedPricingDefaults } from './cart/pricing-queries.js'
@@ -22,16 +21,17 @@ import { internalApp } from './internal/index.js'
 import { createCheckout } from './orders/checkout.js'
 import { ordersApp } from './orders/index.js'
 import { createOrdersService } from './orders/service.js'
-import { EXPIRE_RESERVATIONS_TASK, registerOrdersTasks } from './orders/tasks.js'
+import { registerOrdersTasks } from './orders/tasks.js'
 import { createPaymentProvider, paymentsApp } from './payments/index.js'
 import { createPaymentsService } from './payments/service.js'
-import { RECONCILE_PAYMENTS_TASK, registerPaymentsTasks } from './payments/tasks.js'
+import { registerPaymentsTasks } from './payments/tasks.js'
 import { createCatalogCache } from './products/catalog-cache.js'
 import { createCatalog } from './products/catalog.js'
 import { createCategories } from './products/categories.js'
 import { createProductImages } from './products/images.js'
 import { productsApp } from './products/index.js'
 import { createReviews } from './products/reviews.js'
+import { DEFAULT_SCHEDULE } from './schedule.js'
 import { seedDemoOnStart } from './products/seed-demo.js'
 import { createProductsService } from './products/service.js'
 import { createSearchBackend, searchApp } from './search/index.js'
@@ -102,8 +102,14 @@ export async function registerApps(app: FastifyInstance, platform: Platform): Pr
   await ordersApp(app, { orders, checkout, guards })
   await paymentsApp(app, { payments, guards, webhookSecret: settings.stripe.webhookSecret })
   await internalApp(app, platform, { serviceTokens, users: accounts })
-  // Until the database scheduler (npm run beat) exists, each API process runs them on a timer.
-  app.addHook('onClose', startPeriodicTasks(platform, [EXPIRE_RESERVATIONS_TASK, EXPIRE_CARTS_TASK, RECONCILE_PAYMENTS_TASK]))
+  // Without a broker this process keeps the periodic schedule itself (on PostgreSQL one API process
+  // leads); with CELERY_BROKER_URL `npm run beat` does.
+  if (!settings.queue.brokerUrl && settings.queue.periodicEveryMs > 0) {
+    const scheduler = schedulerFor(platform, DEFAULT_SCHEDULE, { tickMs: settings.queue.periodicEveryMs })
+    await scheduler.ensureDefaults()
+    scheduler.start()
+    app.addHook('onClose', () => scheduler.stop())
+  }
 
   // Development: an empty catalog gets the demo catalog once (SEED_DEMO_ON_START).
   await seedDemoOnStart(platform)

@@ -1,4 +1,5 @@
 /** Turns the parsed variables into Settings, with the checks that hold in every environment. */
+import { parseQueueNames, QUEUE_NAMES } from '../core/queue/routing.js'
 import type { Env } from './env.js'
 import { fromProjectRoot } from './paths.js'
 import { createHash, createPrivateKey, createPublicKey } from 'node:crypto'
@@ -82,7 +83,9 @@ export function buildSettings(env: Env, environment: Environment): { settings: S
       defaultAttempts: 5,
       defaultTimeoutMs: 60_000,
       outboxPollMs: 5_000,
-      periodicEveryMs: 60_000,
+      enqueueTimeoutMs: 5_000,
+      worker: { concurrency: env.WORKER_CONCURRENCY!, queues: queueNames(env.WORKER_QUEUES!, problems), lockDurationMs: env.WORKER_LOCK_SECONDS! * 1000, metricsPort: env.WORKER_METRICS_PORT! },
+      periodicEveryMs: 5_000,
     },
     search: { url: httpUrl('ELASTICSEARCH_URL', env.ELASTICSEARCH_URL, problems) },
     stripe: {
@@ -241,6 +244,16 @@ function redisUrl(name: string, text: string | undefined, problems: string[]): s
   const url = parseUrl(text)
   if (!url || !['redis:', 'rediss:'].includes(url.protocol)) problems.push(`${name}: expected a redis:// or rediss:// URL`)
   return text
+}
+
+/** WORKER_QUEUES: some of high, default, low. */
+function queueNames(text: string, problems: string[]): string[] {
+  try {
+    return parseQueueNames(text)
+  } catch {
+    problems.push(`WORKER_QUEUES: expected some of ${QUEUE_NAMES.join(', ')} separated by commas, got "${text}"`)
+    return [...QUEUE_NAMES]
+  }
 }
 
 function httpUrl(name: string, text: string | undefined, problems: string[]): string | null {

@@ -75,6 +75,10 @@ export const EnvSchema = Type.Object({
   CACHE_KEY_PREFIX: str('prefix of every cache and rate-limit key', { default: 'shop:', ...redis }),
   CELERY_BROKER_URL: str('Redis URL of the task broker; in-process tasks when unset', redis),
   CELERY_RESULT_BACKEND: str('Redis URL for task results', redis),
+  WORKER_CONCURRENCY: int('jobs one worker process runs at once per queue (npm run worker --concurrency)', { default: 4, minimum: 1, maximum: 256, ...redis }),
+  WORKER_QUEUES: str('queues a worker listens to, comma separated (npm run worker --queues)', { default: 'high,default,low', ...redis }),
+  WORKER_METRICS_PORT: int('port where npm run worker serves /metrics/ (task runs and durations of that process); 0 = none', { default: 0, maximum: 65535, ...redis }),
+  WORKER_LOCK_SECONDS: int("a running job's lock: a dead worker's jobs go to another worker after this long", { default: 30, minimum: 1, ...redis }),
   ELASTICSEARCH_URL: str('OpenSearch URL; PostgreSQL full-text search when unset', integrations),
 
   STRIPE_SECRET_KEY: str('Stripe secret key; the built-in dummy provider when unset', integrations),

@@ -55,9 +55,13 @@ export interface Settings {
     defaultTimeoutMs: number
     /** How often the outbox relay looks for events a crash left behind. */
     outboxPollMs: number
+    /** How long adding a job may wait for the broker before it fails (the outbox keeps the event). */
+    enqueueTimeoutMs: number
+    /** `npm run worker`: jobs at once per queue, the queues, and how long a running job's lock lasts. */
+    worker: { concurrency: number; queues: string[]; lockDurationMs: number; metricsPort: number }
     /**
-     * Periodic tasks (reservation and cart expiry) enqueued on a timer by each API process until
-     * the database scheduler (`npm run beat`) exists; 0 turns the timer off (tests run them directly).
+     * Without a broker: how often the API process looks for due periodic tasks (the schedule of
+     * `periodic_tasks`); 0 turns it off (tests run the tasks directly). With one, `npm run beat` does.
      */
     periodicEveryMs: number
   }

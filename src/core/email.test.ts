@@ -152,7 +152,7 @@ describe('core.send_email', () => {
     await expect(queue.enqueue('core.send_email', { to: 'alice@example.com', subject: '', text: 'Hi' })).rejects.toThrow(/\/subject/)
     await queue.drain()
     expect(mailer.outbox).toEqual([])
-    expect(queue.stats()).toEqual({ waiting: 0, active: 0, completed: 0, failed: 0 })
+    expect((await queue.stats())).toEqual({ waiting: 0, active: 0, completed: 0, failed: 0 })
     mailer.close()
   })
 
@@ -177,11 +177,11 @@ describe('core.send_email', () => {
       // The task allows 5 attempts; each one reached the server.
       expect(smtp.receipts).toHaveLength(5)
       expect(smtp.receipts.every((receipt) => receipt.to.join() === 'alice@example.com' && /^Subject: Refused\r?$/m.test(receipt.data))).toBe(true)
-      const failed = t.app.platform.queue.failed().filter((job) => job.id === id)
+      const failed = (await t.app.platform.queue.failed()).filter((job) => job.id === id)
       expect(failed).toHaveLength(1)
       expect(failed[0]).toMatchObject({ task: 'core.send_email', payload, attempts: 5 })
       expect(failed[0]!.error).toMatch(/550 Mailbox unavailable/)
-      expect(t.app.platform.queue.stats()).toMatchObject({ completed: 0, failed: 1 })
+      expect((await t.app.platform.queue.stats())).toMatchObject({ completed: 0, failed: 1 })
     })
   })
 })

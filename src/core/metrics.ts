@@ -17,7 +17,7 @@ export interface Metrics {
 
 export interface MetricSources {
   pool: () => PoolStats
-  queue: () => QueueStats
+  queue: () => Promise<QueueStats>
   outboxBacklog: () => Promise<{ count: number; oldest_age_seconds: number }>
 }
 
@@ -39,9 +39,23 @@ export function createMetrics(sources: MetricSources): Metrics {
   gauge('db_pool_idle_connections', 'Idle database connections', () => sources.pool().idle)
   gauge('db_pool_waiting_clients', 'Queries waiting for a database connection', () => sources.pool().waiting)
   gauge('db_pool_max_connections', 'Configured database pool size', () => sources.pool().max)
-  gauge('task_queue_waiting', 'Jobs waiting to run', () => sources.queue().waiting)
-  gauge('task_queue_active', 'Jobs running', () => sources.queue().active)
-  gauge('task_queue_failed', 'Jobs kept as failed', () => sources.queue().failed)
+  // One read of the queue (Redis round trips with a broker) per scrape serves the four gauges.
+  let queueRead: Promise<QueueStats | null> | null = null
+  const queueStat = (name: string, help: string, pick: (stats: QueueStats) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers,
+      async collect() {
+        queueRead ??= sources.queue().catch(() => null).finally(() => setImmediate(() => (queueRead = null)))
+        const stats = await queueRead
+        this.set(stats ? pick(stats) : -1)
+      },
+    })
+  queueStat('task_queue_waiting', 'Jobs waiting to run (also delayed for a retry); -1 when the broker does not answer', (stats) => stats.waiting)
+  queueStat('task_queue_active', 'Jobs running', (stats) => stats.active)
+  queueStat('task_queue_failed', 'Jobs kept as failed', (stats) => stats.failed)
+  queueStat('task_queue_completed', 'Jobs completed (kept by the broker, or since start in-process)', (stats) => stats.completed)
   new Gauge({
     name: 'outbox_backlog_events',
     help: 'Domain events not yet handed to the queue',

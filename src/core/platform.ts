@@ -11,6 +11,7 @@ import { createMailer, createSendEmailTask, type Mailer } from './email.js'
 import { createOutboxRelay, type OutboxRelay } from './events/index.js'
 import { createLogger, type Logger } from './logging.js'
 import { createMetrics, type Metrics } from './metrics.js'
+import { createBullmqQueue } from './queue/bullmq.js'
 import { createInProcessQueue, TaskRegistry, type TaskQueue } from './queue/index.js'
 import { createStorage, type Storage } from './storage.js'
 
@@ -50,20 +51,12 @@ export async function createPlatform(settings: Settings, overrides: PlatformOver
   const tasks = new TaskRegistry()
   const mailer = createMailer(settings, log)
   tasks.register(createSendEmailTask(mailer))
-  if (settings.queue.brokerUrl) {
-    log.warn('CELERY_BROKER_URL is set, but the broker worker is not part of this version yet: tasks run in-process')
-  }
   // The gauges read the queue and relay only when scraped, after both exist.
   const metrics: Metrics = createMetrics({ pool: () => database.poolStats(), queue: () => queue.stats(), outboxBacklog: () => relay.backlog() })
-  const queue = createInProcessQueue({
-    registry: tasks,
-    settings: settings.queue,
-    log,
-    onFinished(task, outcome, seconds) {
-      metrics.taskRuns.inc({ task, outcome })
-      metrics.taskDuration.observe({ task }, seconds)
-    },
-  })
+  // With a broker this process only adds jobs; `npm run worker` runs them. Without one they run here.
+  const queue = settings.queue.brokerUrl
+    ? createBullmqQueue({ settings: { ...settings.queue, brokerUrl: settings.queue.brokerUrl, prefix: queuePrefixOf(settings) }, registry: tasks, log })
+    : createInProcessQueue({ registry: tasks, settings: settings.queue, log, onFinished: recordTaskRun(() => metrics) })
   const relay = createOutboxRelay({ db: database.db, queue, registry: tasks, log, pollMs: settings.queue.outboxPollMs })
   relay.start()
 
@@ -99,5 +92,18 @@ export async function createPlatform(settings: Settings, overrides: PlatformOver
       storage.close?.()
       await database.close()
     },
+  }
+}
+
+/** BullMQ's keys live under the cache prefix, so shops (and test runs) sharing a Redis stay apart. */
+export function queuePrefixOf(settings: Settings): string {
+  return `${settings.cache.keyPrefix}bull`
+}
+
+/** The task counters and durations of /metrics/, fed by whichever runner ran the job. */
+export function recordTaskRun(metrics: () => Metrics) {
+  return (task: string, outcome: string, seconds: number) => {
+    metrics().taskRuns.inc({ task, outcome })
+    metrics().taskDuration.observe({ task }, seconds)
   }
 }

@@ -513,7 +513,7 @@ describe('cart.expire_carts', () => {
     await backdate(idle.cart.id, 40)
     await t.app.platform.queue.enqueue('cart.expire_carts', {})
     await t.app.platform.queue.drain()
-    expect(t.app.platform.queue.failed().filter((job) => job.task === 'cart.expire_carts')).toEqual([])
+    expect((await t.app.platform.queue.failed()).filter((job) => job.task === 'cart.expire_carts')).toEqual([])
     expect((await stored(idle.cart.id)).cart!.status).toBe('expired')
     expect((await stored(recent.cart.id)).cart!.status).toBe('open')
   })

@@ -5,6 +5,7 @@ const CheckResultSchema = Type.Object({
   backend: Type.String(),
   latency_ms: Type.Number(),
   error: Type.Optional(Type.String()),
+  jobs: Type.Optional(Type.Object({ waiting: Type.Integer(), active: Type.Integer(), failed: Type.Integer() }, { description: 'the queue check: its depth' })),
 })
 
 const checks = Type.Object({

@@ -12,6 +12,8 @@ export interface CheckResult {
   backend: string
   latency_ms: number
   error?: string
+  /** Queue depth: jobs waiting (or delayed for a retry), running, and kept as failed. */
+  jobs?: { waiting: number; active: number; failed: number }
 }
 
 export interface HealthReport {
@@ -20,7 +22,7 @@ export interface HealthReport {
   failed: CheckName[]
 }
 
-type Probe = { backend: string; run: (signal: AbortSignal) => Promise<void> }
+type Probe = { backend: string; run: (signal: AbortSignal) => Promise<void | Pick<CheckResult, 'jobs'>> }
 
 /** What readiness needs (storage only with S3: local media is a directory); the detailed report adds the rest. */
 const READINESS: CheckName[] = ['database', 'cache', 'search', 'storage']
@@ -35,7 +37,13 @@ export function createHealthService(platform: Pick<Platform, 'database' | 'cache
       : // PostgreSQL full-text search lives in the database.
         { backend: 'postgres', run: () => platform.database.ping() },
     ...(platform.storage.backend === 's3' ? { storage: { backend: 's3', run: (signal: AbortSignal) => platform.storage.ping(signal) } } : {}),
-    queue: { backend: platform.queue.backend, run: () => platform.queue.ping() },
+    queue: {
+      backend: platform.queue.backend,
+      run: async () => {
+        const { waiting, active, failed } = await platform.queue.stats()
+        return { jobs: { waiting, active, failed } }
+      },
+    },
     ...(settings.vault.enabled && settings.vault.addr ? { vault: { backend: 'vault', run: (signal: AbortSignal) => vaultHealth(fetchImpl, settings.vault.addr!, signal) } } : {}),
   }
 
@@ -50,8 +58,8 @@ export function createHealthService(platform: Pick<Platform, 'database' | 'cache
       }, settings.health.timeoutMs)
     })
     try {
-      await Promise.race([probe.run(controller.signal), timeout])
-      return { status: 'ok', backend: probe.backend, latency_ms: elapsed(started) }
+      const extra = await Promise.race([probe.run(controller.signal), timeout])
+      return { status: 'ok', backend: probe.backend, latency_ms: elapsed(started), ...extra }
     } catch (err) {
       return { status: 'error', backend: probe.backend, latency_ms: elapsed(started), error: describe(err, name) }
     } finally {

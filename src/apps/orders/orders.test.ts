@@ -501,10 +501,10 @@ describe('internal order routes', () => {
 describe('the orders.expire_reservations task', () => {
   const expireNow = (orderIds: string[]) => db().update(orders).set({ reservation_expires_at: sql`now() - interval '1 minute'` }).where(sql`${orders.id} IN ${orderIds}`)
   const runTask = async () => {
-    const failedBefore = t.app.platform.queue.failed().length
+    const failedBefore = (await t.app.platform.queue.failed()).length
     await t.app.platform.queue.enqueue(EXPIRE_RESERVATIONS_TASK, {})
     await t.settle()
-    expect(t.app.platform.queue.failed()).toHaveLength(failedBefore)
+    expect((await t.app.platform.queue.failed())).toHaveLength(failedBefore)
   }
 
   it('cancels unpaid orders whose reservation ran out: stock released, coupon given back, a reservation_expired event; paid and current orders stay', async () => {

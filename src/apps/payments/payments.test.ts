@@ -44,7 +44,7 @@ beforeAll(async () => {
 })
 afterEach(async () => {
   await t.settle()
-  expect(t.app.platform.queue.failed()).toEqual([])
+  expect((await t.app.platform.queue.failed())).toEqual([])
   await ledger.expectBalanced()
 })
 afterAll(() => t?.close())

@@ -51,13 +51,13 @@ beforeAll(async () => {
   ledger = stockLedger(t)
   staff = await f.auth(await f.user({ role: 'staff' }))
 })
-beforeEach(() => {
-  failedJobsBefore = t.app.platform.queue.failed().length
+beforeEach(async () => {
+  failedJobsBefore = (await t.app.platform.queue.failed()).length
   expectedFailedJobs = 0
 })
 afterEach(async () => {
   await t.settle()
-  expect(t.app.platform.queue.failed().slice(failedJobsBefore)).toHaveLength(expectedFailedJobs)
+  expect((await t.app.platform.queue.failed()).slice(failedJobsBefore)).toHaveLength(expectedFailedJobs)
   await ledger.expectBalanced()
 })
 afterAll(async () => {
@@ -526,7 +526,7 @@ describe('refunds through Stripe', () => {
     const pending = res.json<RefundDto>()
     expect(pending).toMatchObject({ amount: 300, status: 'pending' })
     await t.settle()
-    expect(t.app.platform.queue.failed().slice(failedJobsBefore).map((job) => job.task)).toEqual(['payments.execute_refund'])
+    expect((await t.app.platform.queue.failed()).slice(failedJobsBefore).map((job) => job.task)).toEqual(['payments.execute_refund'])
     expect(await readPayment(placed.order.payment!.id)).toMatchObject({ amount_refunded: 0, refunds: [{ id: pending.id, status: 'pending' }] })
     expect(refundRequests(pending.id)).toHaveLength(failedCalls * REQUESTS_PER_FAILED_CALL)
 

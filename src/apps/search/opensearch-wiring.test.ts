@@ -135,9 +135,9 @@ afterAll(async () => {
   await t?.close()
   await standIn?.close()
 })
-afterEach(() => {
+afterEach(async () => {
   // The index task may retry, but every job must end up done.
-  expect(t.app.platform.queue.failed()).toEqual([])
+  expect(await t.app.platform.queue.failed()).toEqual([])
 })
 
 describe('catalog changes reach OpenSearch after commit', () => {

@@ -651,7 +651,7 @@ describe(createSearchTasks.name, () => {
     await queue.enqueue(INDEX_PRODUCTS_TASK, { product_ids: [GONE] })
     await queue.drain()
 
-    expect(queue.stats()).toMatchObject({ completed: 2, failed: 0 })
+    expect((await queue.stats())).toMatchObject({ completed: 2, failed: 0 })
     const bulks = standIn.requests.filter((request) => request.path === '/_bulk').map((request) => request.body)
     expect(bulks).toEqual([[{ index: { _index: 'products', _id: P1, require_alias: true } }, stored(DOCS[0]!)], [{ delete: { _index: 'products', _id: GONE } }]])
     await queue.close()

@@ -1,15 +1,17 @@
 /**
  * Tasks: slow or retryable work (email, indexing, webhooks) runs outside the request.
  * Apps define tasks with a TypeBox payload schema and enqueue them by name. This file holds the
- * registry and the in-process runner used when no broker is configured; it gives the semantics a
- * broker-backed worker must keep: payload validated on enqueue and on run, retries with
- * exponential backoff, a hard timeout, and failed jobs kept with their error.
+ * registry, what running one attempt means (`runAttempt`), how hard a task is tried (`planOf`,
+ * from routing.ts), and the in-process runner used when no broker is configured. The BullMQ
+ * backend (bullmq.ts) keeps the same semantics: payload validated on enqueue and on run, retries
+ * with exponential backoff, a hard timeout, and failed jobs kept with their error, retryable.
  */
 import { randomUUID } from 'node:crypto'
 import type { Static, TSchema } from 'typebox'
 import { Value } from 'typebox/value'
 import type { Settings } from '../../config/index.js'
 import type { Logger } from '../logging.js'
+import { routeOf, type QueueName } from './routing.js'
 
 export interface JobContext {
   id: string
@@ -58,12 +60,15 @@ export interface QueueStats {
 }
 
 export interface TaskQueue {
-  readonly backend: 'in-process'
+  readonly backend: 'in-process' | 'bullmq'
   enqueue(task: string, payload: unknown, options?: EnqueueOptions): Promise<{ id: string }>
   /** Resolves when no job is waiting, running or due for a retry. */
   drain(): Promise<void>
-  stats(): QueueStats
-  failed(): FailedJob[]
+  stats(): Promise<QueueStats>
+  /** Jobs that used up their attempts (or failed for good), newest last. */
+  failed(): Promise<FailedJob[]>
+  /** Runs a failed job again from its first attempt; false when no failed job has this id. */
+  retry(id: string): Promise<boolean>
   ping(): Promise<void>
   /** Stops taking jobs and waits (bounded) for running ones. */
   close(timeoutMs?: number): Promise<void>
@@ -121,6 +126,54 @@ export class TaskRegistry {
   }
 }
 
+/** How a task is run: its queue and priority, attempts, backoff and timeout (routing table, then definition, then settings). */
+export interface TaskPlan {
+  queue: QueueName
+  priority?: number
+  attempts: number
+  backoffMs: number
+  timeoutMs: number
+}
+
+export type QueueDefaults = Pick<Settings['queue'], 'backoffMs' | 'defaultAttempts' | 'defaultTimeoutMs'>
+
+export function planOf(task: TaskDefinition, defaults: QueueDefaults): TaskPlan {
+  const route = routeOf(task.name)
+  return {
+    queue: route.queue,
+    ...(route.priority !== undefined ? { priority: route.priority } : {}),
+    attempts: route.attempts ?? task.attempts ?? defaults.defaultAttempts,
+    backoffMs: task.backoffMs ?? defaults.backoffMs,
+    timeoutMs: route.timeoutMs ?? task.timeoutMs ?? defaults.defaultTimeoutMs,
+  }
+}
+
+/** Whether a failure ends the job at once: retrying cannot help. */
+export function isFinalFailure(err: unknown): boolean {
+  return err instanceof UnrecoverableError || err instanceof TaskPayloadError || err instanceof UnknownTaskError
+}
+
+/**
+ * One attempt of a job: the payload checked again (it may have waited in the broker across a
+ * deploy), the handler raced against the hard timeout, whose signal tells it to stop.
+ */
+export async function runAttempt(task: TaskDefinition, payload: unknown, job: Omit<JobContext, 'signal'>, timeoutMs: number): Promise<void> {
+  const controller = new AbortController()
+  let timer: NodeJS.Timeout | undefined
+  try {
+    validatePayload(task, payload)
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        controller.abort()
+        reject(new Error(`Task timed out after ${timeoutMs} ms`))
+      }, timeoutMs)
+    })
+    await Promise.race([task.handler(payload as never, { ...job, signal: controller.signal }), timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 export function validatePayload(task: TaskDefinition, payload: unknown): void {
   if (Value.Check(task.schema, payload)) return
   const problems = [...Value.Errors(task.schema, payload)].slice(0, 5).map((error) => `${error.instancePath || '/'} ${error.message}`)
@@ -129,7 +182,7 @@ export function validatePayload(task: TaskDefinition, payload: unknown): void {
 
 export interface InProcessQueueOptions {
   registry: TaskRegistry
-  settings: Pick<Settings['queue'], 'backoffMs' | 'defaultAttempts' | 'defaultTimeoutMs'>
+  settings: QueueDefaults
   log: Logger
   onFinished?: (task: string, outcome: 'completed' | 'failed', seconds: number) => void
 }
@@ -161,37 +214,24 @@ export function createInProcessQueue(options: InProcessQueueOptions): TaskQueue 
     timers.add(timer)
   }
 
-  const attempt = async (id: string, task: TaskDefinition, payload: unknown, number: number, maxAttempts: number) => {
+  const attempt = async (id: string, task: TaskDefinition, payload: unknown, number: number, plan: TaskPlan) => {
     const started = performance.now()
     const jobLog = log.child({ task: task.name, job_id: id, attempt: number })
-    const controller = new AbortController()
-    const timeoutMs = task.timeoutMs ?? settings.defaultTimeoutMs
-    let timer: NodeJS.Timeout | undefined
     try {
-      validatePayload(task, payload)
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          controller.abort()
-          reject(new Error(`Task timed out after ${timeoutMs} ms`))
-        }, timeoutMs)
-      })
-      await Promise.race([task.handler(payload as never, { id, attempt: number, signal: controller.signal, log: jobLog }), timeout])
+      await runAttempt(task, payload, { id, attempt: number, log: jobLog }, plan.timeoutMs)
       completed += 1
       options.onFinished?.(task.name, 'completed', (performance.now() - started) / 1000)
     } catch (err) {
-      const final = number >= maxAttempts || err instanceof UnrecoverableError || err instanceof TaskPayloadError
-      const message = err instanceof Error ? err.message : String(err)
+      const final = number >= plan.attempts || isFinalFailure(err)
       if (!final && !closed) {
-        const delay = (task.backoffMs ?? settings.backoffMs) * 2 ** (number - 1)
+        const delay = plan.backoffMs * 2 ** (number - 1)
         jobLog.warn({ err, retry_in_ms: delay }, 'task failed, will retry')
-        schedule(delay, () => attempt(id, task, payload, number + 1, maxAttempts))
+        schedule(delay, () => attempt(id, task, payload, number + 1, plan))
         return
       }
       jobLog.error({ err }, 'task failed permanently')
-      failedJobs.push({ id, task: task.name, payload, attempts: number, error: message, failed_at: new Date().toISOString() })
+      failedJobs.push({ id, task: task.name, payload, attempts: number, error: err instanceof Error ? err.message : String(err), failed_at: new Date().toISOString() })
       options.onFinished?.(task.name, 'failed', (performance.now() - started) / 1000)
-    } finally {
-      clearTimeout(timer)
     }
   }
 
@@ -206,16 +246,25 @@ export function createInProcessQueue(options: InProcessQueueOptions): TaskQueue 
         if (seenJobIds.has(id)) return { id }
         seenJobIds.add(id)
       }
-      const maxAttempts = enqueueOptions.attempts ?? task.attempts ?? settings.defaultAttempts
-      schedule(enqueueOptions.delayMs ?? 0, () => attempt(id, task, payload, 1, maxAttempts))
+      const plan = planOf(task, settings)
+      if (enqueueOptions.attempts !== undefined) plan.attempts = enqueueOptions.attempts
+      schedule(enqueueOptions.delayMs ?? 0, () => attempt(id, task, payload, 1, plan))
       return { id }
     },
     drain: () => new Promise<void>((resolve) => {
       idleWaiters.push(resolve)
       notifyIfIdle()
     }),
-    stats: () => ({ waiting: timers.size, active: running.size, completed, failed: failedJobs.length }),
-    failed: () => [...failedJobs],
+    stats: async () => ({ waiting: timers.size, active: running.size, completed, failed: failedJobs.length }),
+    failed: async () => [...failedJobs],
+    async retry(id) {
+      const index = failedJobs.findIndex((job) => job.id === id)
+      if (index < 0 || closed) return false
+      const [job] = failedJobs.splice(index, 1)
+      const task = registry.get(job!.task)
+      schedule(0, () => attempt(id, task, job!.payload, 1, planOf(task, settings)))
+      return true
+    },
     ping: async () => undefined,
     async close(timeoutMs = 10_000) {
       closed = true

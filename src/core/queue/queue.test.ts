@@ -49,13 +49,13 @@ describe(createInProcessQueue.name, () => {
     expect(calls).toHaveLength(1)
     expect(calls[0]!.payload).toEqual({ n: 7 })
     expect(calls[0]!.job).toMatchObject({ id, attempt: 1 })
-    expect(queue.stats()).toEqual({ waiting: 0, active: 0, completed: 1, failed: 0 })
+    expect((await queue.stats())).toEqual({ waiting: 0, active: 0, completed: 1, failed: 0 })
   })
 
   it('rejects with UnknownTaskError when the task is not registered', async () => {
     const queue = queueWith([])
     await expect(queue.enqueue('test.nobody', { n: 1 })).rejects.toBeInstanceOf(UnknownTaskError)
-    expect(queue.stats()).toEqual({ waiting: 0, active: 0, completed: 0, failed: 0 })
+    expect((await queue.stats())).toEqual({ waiting: 0, active: 0, completed: 0, failed: 0 })
   })
 
   it('rejects with TaskPayloadError and never runs the handler when the payload misses the schema', async () => {
@@ -65,7 +65,7 @@ describe(createInProcessQueue.name, () => {
     await expect(queue.enqueue('test.strict', {})).rejects.toThrow(/Invalid payload for task "test.strict"/)
     await queue.drain()
     expect(calls).toHaveLength(0)
-    expect(queue.stats()).toEqual({ waiting: 0, active: 0, completed: 0, failed: 0 })
+    expect((await queue.stats())).toEqual({ waiting: 0, active: 0, completed: 0, failed: 0 })
   })
 
   it('retries and completes when the handler fails twice then succeeds', async () => {
@@ -75,8 +75,8 @@ describe(createInProcessQueue.name, () => {
     await queue.drain()
     expect(calls.map((call) => call.job.attempt)).toEqual([1, 2, 3])
     expect(new Set(calls.map((call) => call.job.id))).toEqual(new Set([id]))
-    expect(queue.stats()).toMatchObject({ completed: 1, failed: 0 })
-    expect(queue.failed()).toEqual([])
+    expect((await queue.stats())).toMatchObject({ completed: 1, failed: 0 })
+    expect((await queue.failed())).toEqual([])
   })
 
   it('waits exponentially longer between retries when backoffMs is 20', async () => {
@@ -99,11 +99,11 @@ describe(createInProcessQueue.name, () => {
     const { id } = await queue.enqueue('test.doomed', { n: 3 })
     await queue.drain()
     expect(calls).toHaveLength(3)
-    expect(queue.failed()).toEqual([
+    expect((await queue.failed())).toEqual([
       { id, task: 'test.doomed', payload: { n: 3 }, attempts: 3, error: 'smtp is down', failed_at: expect.any(String) },
     ])
-    expect(Number.isNaN(Date.parse(queue.failed()[0]!.failed_at))).toBe(false)
-    expect(queue.stats()).toEqual({ waiting: 0, active: 0, completed: 0, failed: 1 })
+    expect(Number.isNaN(Date.parse((await queue.failed())[0]!.failed_at))).toBe(false)
+    expect((await queue.stats())).toEqual({ waiting: 0, active: 0, completed: 0, failed: 1 })
   })
 
   it('fails after one attempt when the handler throws UnrecoverableError', async () => {
@@ -112,7 +112,7 @@ describe(createInProcessQueue.name, () => {
     await queue.enqueue('test.hopeless', { n: 1 })
     await queue.drain()
     expect(calls).toHaveLength(1)
-    expect(queue.failed()).toMatchObject([{ task: 'test.hopeless', attempts: 1, error: 'address rejected' }])
+    expect((await queue.failed())).toMatchObject([{ task: 'test.hopeless', attempts: 1, error: 'address rejected' }])
   })
 
   it('fails with a timeout and aborts job.signal when the handler never resolves', async () => {
@@ -133,7 +133,7 @@ describe(createInProcessQueue.name, () => {
     await queue.drain()
     expect(signals).toHaveLength(1)
     expect(signals[0]!.aborted).toBe(true)
-    expect(queue.failed()).toMatchObject([{ task: 'test.stuck', attempts: 1, error: 'Task timed out after 50 ms' }])
+    expect((await queue.failed())).toMatchObject([{ task: 'test.stuck', attempts: 1, error: 'Task timed out after 50 ms' }])
   })
 
   it('runs a job once when two enqueues share a jobId', async () => {
@@ -145,7 +145,7 @@ describe(createInProcessQueue.name, () => {
     expect(first.id).toBe('event-1:test.once')
     expect(second.id).toBe(first.id)
     expect(calls).toHaveLength(1)
-    expect(queue.stats().completed).toBe(1)
+    expect((await queue.stats()).completed).toBe(1)
   })
 
   it('waits for a running job when closed, then refuses new jobs', async () => {
@@ -175,7 +175,7 @@ describe(createInProcessQueue.name, () => {
     gate.resolve()
     await closing
     expect(finished).toBe(true)
-    expect(queue.stats()).toMatchObject({ active: 0, completed: 1 })
+    expect((await queue.stats())).toMatchObject({ active: 0, completed: 1 })
     await expect(queue.enqueue('test.slow', { n: 2 })).rejects.toThrow('The task queue is closed')
   })
 
@@ -196,9 +196,9 @@ describe(createInProcessQueue.name, () => {
     await started.promise
     await queue.close(20)
     // close returned while the job still ran: the wait is bounded.
-    expect(queue.stats().active).toBe(1)
+    expect((await queue.stats()).active).toBe(1)
     await queue.drain()
     // A closed queue does not retry: the timed-out job is kept as failed after one attempt.
-    expect(queue.failed()).toMatchObject([{ task: 'test.forever', attempts: 1, error: 'Task timed out after 200 ms' }])
+    expect((await queue.failed())).toMatchObject([{ task: 'test.forever', attempts: 1, error: 'Task timed out after 200 ms' }])
   })
 })

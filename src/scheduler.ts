@@ -1,0 +1,68 @@
+/**
+ * Entry point of `npm run beat`, the periodic task scheduler (Celery beat): load settings, build
+ * the app without listening (for its database, queue and registered tasks), add the default
+ * schedule rows that are missing, then lead or wait for the leader until SIGTERM/SIGINT.
+ */
+import { buildApp } from './app.js'
+import { DEFAULT_SCHEDULE } from './apps/schedule.js'
+import { ConfigError, loadProcessSettings, type Settings } from './config/index.js'
+import { schedulerFor } from './core/scheduler/index.js'
+
+async function main(): Promise<void> {
+  let settings: Settings
+  try {
+    // Seeding the demo catalog is the API process's start-up work, not the scheduler's.
+    settings = loadProcessSettings({ db: { seedDemoOnStart: false } })
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      // One clear message naming every problem; a stack trace would only hide it.
+      process.stderr.write(`${err.message}\n`)
+      process.exit(78)
+    }
+    throw err
+  }
+
+  if (!settings.queue.brokerUrl) {
+    process.stderr.write('npm run beat needs CELERY_BROKER_URL (a Redis URL). Without a broker the API process keeps the periodic schedule itself.\n')
+    process.exit(78)
+  }
+  const app = await buildApp(settings)
+  await app.ready()
+  const scheduler = schedulerFor(app.platform, DEFAULT_SCHEDULE)
+  await scheduler.ensureDefaults()
+  // The scheduler's timer is unref'd so it never holds other processes open; this one exists for it.
+  const keepAlive = setInterval(() => undefined, 1 << 30)
+
+  let closing = false
+  const shutdown = (signal: string) => {
+    if (closing) return
+    closing = true
+    app.log.info({ signal }, 'scheduler shutting down')
+    const force = setTimeout(() => {
+      app.log.error({ timeout_ms: settings.http.shutdownTimeoutMs }, 'shutdown timed out, exiting')
+      process.exit(1)
+    }, settings.http.shutdownTimeoutMs)
+    force.unref()
+    clearInterval(keepAlive)
+    scheduler
+      .stop()
+      .then(() => app.close())
+      .then(
+        () => process.exit(0),
+        (err: unknown) => {
+          app.log.error({ err }, 'shutdown failed')
+          process.exit(1)
+        },
+      )
+  }
+  process.on('SIGTERM', () => shutdown('SIGTERM'))
+  process.on('SIGINT', () => shutdown('SIGINT'))
+
+  app.log.info({ environment: settings.environment, database: app.platform.database.kind, queue: app.platform.queue.backend, schedule: DEFAULT_SCHEDULE.length }, 'scheduler started')
+  scheduler.start()
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`Failed to start the scheduler: ${err instanceof Error ? err.message : String(err)}\n`)
+  process.exit(1)
+})
