@@ -173,14 +173,17 @@ describe.runIf(usesPostgres && suiteRedisUrl)('src/worker.ts with PostgreSQL and
     for (const prefix of prefixes) await deleteKeys(prefix)
   })
 
-  it('runs core.send_email from the queues it listens to, leaves the others, and exits 0 on SIGTERM', async () => {
+  it('runs core.send_email from the queues it listens to, leaves the others, serves its task metrics, and exits 0 on SIGTERM', async () => {
     const database = uniqueName('shop_worker')
     databases.push(database)
     await withAdmin(serverUrl, (client) => client.query(`CREATE DATABASE "${database}"`))
     const keyPrefix = `${uniqueName('worker')}:`
     prefixes.push(keyPrefix)
     const emails = await mkdtemp(join(scratch, 'emails-'))
+    const metricsPort = await freePort()
     const vars = {
+      WORKER_METRICS_PORT: String(metricsPort),
+      METRICS_TOKEN: 'scrape-me',
       CELERY_BROKER_URL: suiteRedisUrl!,
       CACHE_KEY_PREFIX: keyPrefix,
       DATABASE_URL: urlFor(serverUrl, database),
@@ -219,6 +222,13 @@ describe.runIf(usesPostgres && suiteRedisUrl)('src/worker.ts with PostgreSQL and
 
       const logLines = proc.stdout().split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>)
       expect(logLines.find((line) => line.msg === 'workers started')).toMatchObject({ queues: ['high', 'default'], concurrency: 2 })
+
+      // Its own task counters and durations, for Prometheus, behind METRICS_TOKEN like the API's.
+      const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics/`
+      expect((await fetch(metricsUrl)).status).toBe(401)
+      const scraped = await (await fetch(metricsUrl, { headers: { authorization: 'Bearer scrape-me' } })).text()
+      expect(scraped).toContain('tasks_total{task="core.send_email",outcome="completed"} 1')
+      expect(scraped).toContain('task_duration_seconds_count{task="core.send_email"} 1')
 
       const stopping = performance.now()
       proc.child.kill('SIGTERM')
