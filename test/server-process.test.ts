@@ -17,7 +17,8 @@ import { createTestApp, suiteRedisUrl, usesPostgres, type TestApp } from './harn
 import { REQUIRED_IN_PRODUCTION } from './production-env.js'
 
 const TSX = join(projectRoot, 'node_modules', '.bin', 'tsx')
-const READY_WITHIN_MS = 15_000
+// A bound on waiting, not a speed target: a loaded CI machine boots PGlite and tsx slowly.
+const READY_WITHIN_MS = 30_000
 const SHUTDOWN_TIMEOUT_SECONDS = 5
 const migrationCount = (JSON.parse(readFileSync(join(projectRoot, 'migrations', 'meta', '_journal.json'), 'utf8')) as { entries: unknown[] }).entries.length
 
