@@ -5,26 +5,16 @@
  */
 import { buildApp } from './app.js'
 import { DEFAULT_SCHEDULE } from './apps/schedule.js'
-import { ConfigError, loadProcessSettings, type Settings } from './config/index.js'
+import { EXIT_CONFIG, loadProcessSettingsOrExit } from './config/index.js'
 import { schedulerFor } from './core/scheduler/index.js'
 
 async function main(): Promise<void> {
-  let settings: Settings
-  try {
-    // Seeding the demo catalog is the API process's start-up work, not the scheduler's.
-    settings = loadProcessSettings({ db: { seedDemoOnStart: false } })
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      // One clear message naming every problem; a stack trace would only hide it.
-      process.stderr.write(`${err.message}\n`)
-      process.exit(78)
-    }
-    throw err
-  }
+  // Seeding the demo catalog is the API process's start-up work, not the scheduler's.
+  const settings = loadProcessSettingsOrExit({ db: { seedDemoOnStart: false } })
 
   if (!settings.queue.brokerUrl) {
     process.stderr.write('npm run beat needs CELERY_BROKER_URL (a Redis URL). Without a broker the API process keeps the periodic schedule itself.\n')
-    process.exit(78)
+    process.exit(EXIT_CONFIG)
   }
   const app = await buildApp(settings)
   await app.ready()

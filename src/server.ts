@@ -1,19 +1,9 @@
 /** Entry point of the API process: load settings, build the app, listen, shut down gracefully. */
 import { buildApp } from './app.js'
-import { ConfigError, loadProcessSettings, type Settings } from './config/index.js'
+import { loadProcessSettingsOrExit } from './config/index.js'
 
 async function main(): Promise<void> {
-  let settings: Settings
-  try {
-    settings = loadProcessSettings()
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      // One clear message naming every problem; a stack trace would only hide it.
-      process.stderr.write(`${err.message}\n`)
-      process.exit(78)
-    }
-    throw err
-  }
+  const settings = loadProcessSettingsOrExit()
 
   const app = await buildApp(settings)
   let closing = false

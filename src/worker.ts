@@ -9,13 +9,12 @@ import { createServer, type Server } from 'node:http'
 import { parseArgs } from 'node:util'
 import type { Registry } from 'prom-client'
 import { buildApp } from './app.js'
-import { ConfigError, loadProcessSettings, type Settings } from './config/index.js'
+import { EXIT_CONFIG, loadProcessSettingsOrExit, type Settings } from './config/index.js'
 import { queuePrefixOf, recordTaskRun } from './core/platform.js'
 import { startWorkers } from './core/queue/bullmq.js'
 import { parseQueueNames, type QueueName } from './core/queue/routing.js'
 
 const EX_USAGE = 64
-const EX_CONFIG = 78
 
 function fail(code: number, message: string): never {
   process.stderr.write(`${message}\n`)
@@ -34,15 +33,9 @@ function options(settings: Settings): { queues: QueueName[]; concurrency: number
 }
 
 async function main(): Promise<void> {
-  let settings: Settings
-  try {
-    settings = loadProcessSettings()
-  } catch (err) {
-    if (err instanceof ConfigError) fail(EX_CONFIG, err.message)
-    throw err
-  }
+  const settings = loadProcessSettingsOrExit()
   const brokerUrl = settings.queue.brokerUrl
-  if (!brokerUrl) fail(EX_CONFIG, 'npm run worker needs CELERY_BROKER_URL (a Redis URL). Without a broker, tasks run inside the API process.')
+  if (!brokerUrl) fail(EXIT_CONFIG, 'npm run worker needs CELERY_BROKER_URL (a Redis URL). Without a broker, tasks run inside the API process.')
   const { queues, concurrency } = options(settings)
 
   const app = await buildApp(settings)

@@ -83,6 +83,23 @@ export function loadProcessSettings(overrides: DeepPartial<Settings> = {}): Sett
   return loadSettings(withDotEnv(projectRoot, process.env), overrides)
 }
 
+/** EX_CONFIG of sysexits.h: what the entry points exit with for a configuration they cannot run. */
+export const EXIT_CONFIG = 78
+
+/**
+ * The settings of an entry point (server, worker, beat). A bad configuration ends the process
+ * with one clear message naming every problem and exit code 78; a stack trace would only hide it.
+ */
+export function loadProcessSettingsOrExit(overrides: DeepPartial<Settings> = {}): Settings {
+  try {
+    return loadProcessSettings(overrides)
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    process.stderr.write(`${err.message}\n`)
+    return process.exit(EXIT_CONFIG)
+  }
+}
+
 /** `dir/.env` (when present) under the given variables: a real environment variable always wins. */
 export function withDotEnv(dir: string, env: RawEnv): RawEnv {
   const file = join(dir, '.env')
