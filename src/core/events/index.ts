@@ -1,7 +1,8 @@
 /**
  * Domain events through the transactional outbox. `publish` writes a row in the caller's
  * transaction, so an event exists exactly when the change that caused it committed. After commit
- * the relay hands unpublished rows, oldest first, to the tasks subscribed to them (at least once).
+ * the relay hands unpublished rows, oldest first, to the tasks subscribed to them (at least once,
+ * in order: one relay acts at a time, even with several processes).
  */
 import { asc, inArray, isNull, sql } from 'drizzle-orm'
 import { Type, type TSchema } from 'typebox'
@@ -38,6 +39,8 @@ export async function insertEvent(db: Db, name: string, payload: object): Promis
 }
 
 const BATCH = 100
+/** The advisory lock the relays of every process share. */
+const RELAY_LOCK = 724_311_401
 
 export interface OutboxRelay {
   /** Delivers every unpublished event; concurrent calls share one run. */
@@ -56,14 +59,15 @@ export function createOutboxRelay(deps: { db: Db; queue: TaskQueue; registry: Ta
   /** One batch. After an event that could not be enqueued the rest waits, to keep their order. */
   const deliverBatch = async (): Promise<{ delivered: number; more: boolean }> =>
     db.transaction(async (tx) => {
-      // SKIP LOCKED lets several relays share the table without delivering a row twice at once.
+      // One relay at a time across processes, so events reach the queue in commit order (per
+      // aggregate above all); a second relay waits for this batch and then sees it published.
+      await tx.execute(sql`SELECT pg_advisory_xact_lock(${RELAY_LOCK})`)
       const rows = await tx
         .select()
         .from(outboxEvents)
         .where(isNull(outboxEvents.published_at))
         .orderBy(asc(outboxEvents.seq))
         .limit(BATCH)
-        .for('update', { skipLocked: true })
       const delivered: string[] = []
       for (const row of rows) {
         const envelope: EventEnvelope = { id: row.id, name: row.name, occurred_at: row.created_at.toISOString(), payload: row.payload }

@@ -2,11 +2,12 @@ import { randomUUID } from 'node:crypto'
 import { eq, sql } from 'drizzle-orm'
 import { Type } from 'typebox'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createTestApp, type TestApp } from '../../../test/harness.js'
+import { createTestApp, usesPostgres, type TestApp } from '../../../test/harness.js'
+import { createDatabase } from '../db/index.js'
 import { idempotencyKeys } from '../idempotency/tables.js'
 import type { Platform } from '../platform.js'
-import { defineTask } from '../queue/index.js'
-import { insertEvent, type EventEnvelope } from './index.js'
+import { defineTask, type TaskQueue } from '../queue/index.js'
+import { createOutboxRelay, insertEvent, type EventEnvelope } from './index.js'
 import { outboxEvents } from './tables.js'
 
 declare module './index.js' {
@@ -233,5 +234,43 @@ describe('transactional outbox when an event cannot be enqueued', () => {
     ])
     expect((await outboxRowsFor(t, id)).every((row) => row.published_at instanceof Date)).toBe(true)
     expect((await t.app.platform.relay.backlog()).count).toBe(0)
+  })
+})
+
+describe.runIf(usesPostgres)('two relays (two processes) on one database', () => {
+  const received: Received[] = []
+  let t: TestApp
+  beforeAll(async () => {
+    t = await appRecordingEvents(received)
+  })
+  afterAll(() => t.close())
+
+  it('hand the events to the queue once each and in commit order, while both flush at the same time', async () => {
+    // Two processes' relays: each its own pool on the same database, each recording what it enqueues.
+    const enqueued: Array<{ relay: string; n: number }> = []
+    const queueOf = (relay: string): TaskQueue => ({
+      ...t.app.platform.queue,
+      async enqueue(_task, payload) {
+        // Yield between enqueues, as a network round trip to Redis would, so two relays could interleave.
+        await new Promise((resolve) => setImmediate(resolve))
+        enqueued.push({ relay, n: (payload as EventEnvelope<{ n: number }>).payload.n })
+        return { id: randomUUID() }
+      },
+    })
+    const databases = await Promise.all([createDatabase(t.settings, t.app.platform.log), createDatabase(t.settings, t.app.platform.log)])
+    const relays = databases.map((database, i) => createOutboxRelay({ db: database.db, queue: queueOf(`relay-${i}`), registry: t.app.platform.tasks, log: t.app.platform.log, pollMs: 0 }))
+    try {
+      // Written straight to the table: the app's own relay does not hear of them.
+      const id = randomUUID()
+      await t.app.platform.database.db.transaction(async (tx) => {
+        for (let n = 0; n < 250; n++) await insertEvent(tx as never, 'test.happened', { id, n })
+      })
+      const counts = await Promise.all(relays.map((relay) => relay.flush()))
+      expect(counts[0]! + counts[1]!).toBe(250)
+      expect(enqueued.map((entry) => entry.n)).toEqual(Array.from({ length: 250 }, (_, n) => n))
+      expect((await outboxRowsFor(t, id)).every((row) => row.published_at instanceof Date)).toBe(true)
+    } finally {
+      await Promise.all(databases.map((database) => database.close()))
+    }
   })
 })
