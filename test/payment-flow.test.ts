@@ -1,7 +1,8 @@
 /**
  * The whole purchase as a new customer makes it with the built-in dummy provider, through the
  * public API only: register, sign in, fill a cart, check out, pay, and find the order paid, the
- * stock sold and the confirmation email sent.
+ * stock sold and the confirmation email sent; then staff ship it and the customer is emailed the
+ * tracking number and finds it in their in-app notifications.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { seedPricingDefaults } from '../src/apps/cart/pricing-queries.js'
@@ -59,9 +60,36 @@ it('register, cart, checkout, pay with the dummy provider: the order is paid, th
   expect(confirmation[0]!.subject).toBe(`Your ${t.settings.auth.shopName} order ${order.number} is confirmed`)
   expect(confirmation[0]!.text).toContain(`2 × ${paid.items[0]!.product_name}`)
   expect(confirmation[0]!.text).toContain(`Total     $${(order.totals.total / 100).toFixed(2)}`)
+  expect(confirmation[0]!.html).toContain(`<strong>${order.number}</strong> is paid`)
 
   // Confirming twice changes nothing and sends nothing more.
   expect((await t.request({ method: 'POST', url: `/api/payments/${order.payment!.id}/confirm/`, headers: auth })).json<PaymentDto>()).toMatchObject({ status: 'succeeded' })
   await t.settle()
   expect(t.app.platform.mailer.outbox.filter((message) => message.subject.includes(order.number))).toHaveLength(1)
+})
+
+it('ships a paid order: the customer gets the shipping email with the tracking number and an in-app notice', async () => {
+  const { skus } = await factories(t).product({ stock: [5], price: 1500 })
+  const customer = await factories(t).user({ first_name: 'Ada' })
+  const auth = await factories(t).auth(customer)
+  const staff = await factories(t).auth(await factories(t).user({ role: 'staff' }))
+  await cartWith(t, [[skus[0]!, 1]], { auth })
+  const order = (await t.request({ method: 'POST', url: '/api/checkout/', headers: { ...auth, 'idempotency-key': 'flow-2' }, payload: { shipping_address: ADDRESS, shipping_method: 'standard' } })).json<OrderDto>()
+  expect((await t.request({ method: 'POST', url: `/api/payments/${order.payment!.id}/confirm/`, headers: auth })).statusCode).toBe(200)
+  for (const payload of [{ status: 'processing' }, { status: 'shipped', tracking_number: '1Z999AA10123456784' }]) {
+    const moved = await t.request({ method: 'POST', url: `/api/orders/${order.number}/transition/`, headers: staff, payload })
+    expect(moved.statusCode, moved.body).toBe(200)
+  }
+  await t.settle()
+
+  const shipped = t.app.platform.mailer.outbox.filter((message) => message.to === customer.email && message.subject === `Your ${t.settings.auth.shopName} order ${order.number} has shipped`)
+  expect(shipped).toHaveLength(1)
+  expect(shipped[0]!.text).toContain('Tracking number: 1Z999AA10123456784\n')
+  expect(shipped[0]!.text).toContain(`1 × ${order.items[0]!.product_name}`)
+  expect(shipped[0]!.html).toContain('Tracking number: <strong>1Z999AA10123456784</strong>')
+  expect(shipped[0]!.text).toContain(`${t.settings.auth.frontendUrl}/orders/${order.number}`)
+
+  const inbox = (await t.request({ url: '/api/notifications/?unread=true', headers: auth })).json<{ results: Array<{ type: string; body: string }> }>()
+  expect(inbox.results.map((notice) => notice.type)).toEqual(['order.shipped', 'order.paid'])
+  expect(inbox.results[0]!.body).toContain('1Z999AA10123456784')
 })

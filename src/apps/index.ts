@@ -18,6 +18,12 @@ import { createShipping } from './cart/shipping.js'
 import { createTaxes } from './cart/tax.js'
 import { healthApp } from './health/index.js'
 import { internalApp } from './internal/index.js'
+import { notificationsApp } from './notifications/index.js'
+import { createMarketing } from './notifications/marketing.js'
+import { registerMarketingTask } from './notifications/marketing-task.js'
+import { createNotificationsService } from './notifications/service.js'
+import { registerNotificationsTasks } from './notifications/tasks.js'
+import { createUnsubscribeTokens } from './notifications/unsubscribe-tokens.js'
 import { createCheckout } from './orders/checkout.js'
 import { ordersApp } from './orders/index.js'
 import { createOrdersService } from './orders/service.js'
@@ -38,6 +44,8 @@ import { createSearchBackend, searchApp } from './search/index.js'
 import { createSearchService } from './search/service.js'
 import { createSynonyms } from './search/synonyms.js'
 import { createSearchTasks, INDEX_PRODUCTS_TASK } from './search/tasks.js'
+import { registerWebhooksTasks, webhooksApp, webhooksConfigOf } from './webhooks/index.js'
+import { createWebhooksService } from './webhooks/service.js'
 
 export async function registerApps(app: FastifyInstance, platform: Platform): Promise<void> {
   const { settings } = platform
@@ -58,6 +66,19 @@ export async function registerApps(app: FastifyInstance, platform: Platform): Pr
   registerOrdersTasks(platform, orders)
   const payments = createPaymentsService({ provider: await createPaymentProvider(settings, platform.log), orders, allowDummyConfirm: settings.environment !== 'production' })
   registerPaymentsTasks(platform, payments, orders)
+  const webhooks = createWebhooksService({ orders, payments, config: webhooksConfigOf(settings), queue: platform.queue })
+  registerWebhooksTasks(platform, webhooks)
+  const notifications = createNotificationsService()
+  registerNotificationsTasks(platform, { notifications, orders, payments })
+  const marketing = createMarketing({
+    notifications,
+    tokens: createUnsubscribeTokens(settings.secretKey),
+    emails: platform.emails,
+    queue: platform.queue,
+    recipients: (ctx, ids) => accounts.getRecipients(ctx, ids),
+    publicUrl: settings.http.publicUrl,
+  })
+  registerMarketingTask(platform, marketing)
   const checkout = createCheckout({
     orders,
     products,
@@ -101,6 +122,8 @@ export async function registerApps(app: FastifyInstance, platform: Platform): Pr
   await cartApp(app, platform, { cart, pricing: { coupons, shipping, taxes, guards, currency: settings.currency } })
   await ordersApp(app, { orders, checkout, guards })
   await paymentsApp(app, { payments, guards, webhookSecret: settings.stripe.webhookSecret })
+  await webhooksApp(app, { webhooks, guards })
+  await notificationsApp(app, { notifications, marketing, guards })
   await internalApp(app, platform, { serviceTokens, users: accounts })
   // Without a broker this process keeps the periodic schedule itself (on PostgreSQL one API process
   // leads); with CELERY_BROKER_URL `npm run beat` does.

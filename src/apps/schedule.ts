@@ -13,4 +13,15 @@ export const DEFAULT_SCHEDULE: readonly ScheduleEntry[] = [
   { name: 'cart.expire_carts', task: 'cart.expire_carts', every_seconds: 3_600 },
   // The safety net for lost webhooks: payments stuck in processing are read back, pending refunds sent again.
   { name: 'payments.reconcile', task: 'payments.reconcile', every_seconds: 300 },
+  // Outgoing webhooks whose retry is due and whose delayed job was lost (a restart) are sent.
+  { name: 'webhooks.deliver_due', task: 'webhooks.deliver_due', every_seconds: 60 },
+  // Cleanups run daily at night (UTC), one after the other.
+  // Idempotency keys past IDEMPOTENCY_TTL_HOURS, outbox events delivered a week ago.
+  { name: 'core.clean_expired', task: 'core.clean_expired', cron: '10 3 * * *' },
+  // Refresh and one-time tokens that can no longer be used.
+  { name: 'accounts.clean_spent_tokens', task: 'accounts.clean_spent_tokens', cron: '20 3 * * *' },
+  // The Stripe webhook inbox forgets event ids after 90 days (Stripe retries for 3).
+  { name: 'payments.prune_webhook_events', task: 'payments.prune_webhook_events', cron: '30 3 * * *' },
+  // Finished outgoing webhook deliveries older than WEBHOOK_LOG_DAYS leave the delivery log.
+  { name: 'webhooks.prune_deliveries', task: 'webhooks.prune_deliveries', cron: '40 3 * * *' },
 ]

@@ -49,6 +49,7 @@ export function buildSettings(env: Env, environment: Environment): { settings: S
     http: {
       host: env.HOST!,
       port: env.PORT!,
+      publicUrl: httpUrl('PUBLIC_URL', env.PUBLIC_URL, problems) ?? 'http://localhost:8000',
       allowedHosts: list(env.ALLOWED_HOSTS),
       enforceAllowedHosts: false,
       trustProxy: trustProxy(env.TRUST_PROXY!),
@@ -94,6 +95,8 @@ export function buildSettings(env: Env, environment: Environment): { settings: S
       webhookSecret: env.STRIPE_WEBHOOK_SECRET ?? null,
       apiBase: httpUrl('STRIPE_API_BASE', env.STRIPE_API_BASE, problems),
     },
+    // 8 attempts 15 s × 4ⁿ apart: the last one about 23 hours after the first.
+    webhooks: { logDays: env.WEBHOOK_LOG_DAYS!, allowPrivate: env.WEBHOOK_ALLOW_PRIVATE!, retryBaseMs: 15_000, maxAttempts: 8, timeoutMs: 10_000 },
     storage: {
       useS3: env.USE_S3!,
       useCdn: env.USE_CDN!,
@@ -122,6 +125,7 @@ export function buildSettings(env: Env, environment: Environment): { settings: S
       timeoutMs: env.EMAIL_TIMEOUT! * 1000,
       filePath: fromProjectRoot(env.EMAIL_FILE_PATH!),
       from: env.DEFAULT_FROM_EMAIL!,
+      templatesDir: fromProjectRoot(env.EMAIL_TEMPLATES_DIR!),
     },
     observability: {
       sentryDsn: env.SENTRY_DSN ?? null,

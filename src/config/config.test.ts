@@ -165,6 +165,11 @@ describe(loadSettings.name, () => {
       expect(problemsOf({ ...deployable, ENVIRONMENT: 'production', DEBUG: 'True' })).toEqual([expect.stringMatching(/DEBUG/)])
     })
 
+    it('refuses WEBHOOK_ALLOW_PRIVATE=true: webhooks must not reach the private network', () => {
+      expect(problemsOf({ ...deployable, ENVIRONMENT: 'production', WEBHOOK_ALLOW_PRIVATE: 'true' })).toEqual([expect.stringMatching(/^WEBHOOK_ALLOW_PRIVATE must be off/)])
+      expect(loadSettings({ ...deployable, ENVIRONMENT: 'production', WEBHOOK_ALLOW_PRIVATE: 'false' }).webhooks.allowPrivate).toBe(false)
+    })
+
     it('refuses Stripe without STRIPE_WEBHOOK_SECRET: payments could never be confirmed', () => {
       expect(problemsOf({ ...deployable, ENVIRONMENT: 'production', STRIPE_SECRET_KEY: 'sk_live_x' })).toEqual([expect.stringMatching(/^STRIPE_WEBHOOK_SECRET is missing/)])
       expect(loadSettings({ ...deployable, ENVIRONMENT: 'production', STRIPE_SECRET_KEY: 'sk_live_x', STRIPE_WEBHOOK_SECRET: 'whsec_x' }).stripe).toMatchObject({ secretKey: 'sk_live_x', webhookSecret: 'whsec_x' })

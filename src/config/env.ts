@@ -24,6 +24,7 @@ const vault = { group: 'Vault' }
 const security = { group: 'Security' }
 const accounts = { group: 'Accounts' }
 const commerce = { group: 'Cart and orders' }
+const webhooks = { group: 'Webhooks' }
 
 export const EnvSchema = Type.Object({
   ENVIRONMENT: str('development, staging, production, test or e2e (aliases: dev, prod, tests, e2e_test)', general),
@@ -40,6 +41,7 @@ export const EnvSchema = Type.Object({
   LOG_FORMAT: str('json or pretty (pretty is the development default)', { default: 'json', ...observability }),
 
   PORT: int('port the API listens on', { default: 8000, maximum: 65535, ...http }),
+  PUBLIC_URL: str("the API's public base URL, for links to routes of its own (one-click unsubscribe in marketing email)", { default: 'http://localhost:8000', ...http }),
   HOST: str('address the API binds to', { default: '0.0.0.0', ...http }),
   ALLOWED_HOSTS: str('comma-separated host names the API answers to (".example.com" matches subdomains, "*" any); enforced in staging and production', http),
   TRUST_PROXY: str('true, false, a hop count or comma-separated proxy addresses: whose X-Forwarded-* to believe', { default: 'false', ...http }),
@@ -80,6 +82,8 @@ export const EnvSchema = Type.Object({
   WORKER_METRICS_PORT: int('port where npm run worker serves /metrics/ (task runs and durations of that process); 0 = none', { default: 0, maximum: 65535, ...redis }),
   WORKER_LOCK_SECONDS: int("a running job's lock: a dead worker's jobs go to another worker after this long", { default: 30, minimum: 1, ...redis }),
   ELASTICSEARCH_URL: str('OpenSearch URL; PostgreSQL full-text search when unset', integrations),
+  WEBHOOK_LOG_DAYS: int('days finished outgoing webhook deliveries stay in the delivery log', { default: 30, minimum: 1, ...webhooks }),
+  WEBHOOK_ALLOW_PRIVATE: bool('let outgoing webhooks reach private, loopback and link-local addresses (local development and tests only; refused in production)', { default: false, ...webhooks }),
 
   STRIPE_SECRET_KEY: str('Stripe secret key; the built-in dummy provider when unset', integrations),
   STRIPE_PUBLISHABLE_KEY: str('Stripe publishable key returned to clients', integrations),
@@ -110,6 +114,7 @@ export const EnvSchema = Type.Object({
   EMAIL_TIMEOUT: int('SMTP timeout in seconds', { default: 10, minimum: 1, ...email }),
   EMAIL_FILE_PATH: str('directory the file backend writes .eml files to', { default: '.data/emails', ...email }),
   DEFAULT_FROM_EMAIL: str('From address', { default: 'Shop <no-reply@localhost>', ...email }),
+  EMAIL_TEMPLATES_DIR: str('directory of the email templates: a copy of templates/email/ with your wording', { default: 'templates/email', ...email }),
 
   SENTRY_DSN: str('Sentry DSN; errors are reported when set', observability),
   JAEGER_AGENT_HOST: str('Jaeger host; traces are sent over OTLP when set', observability),

@@ -26,6 +26,7 @@ export function checkDeployable(env: Env): string[] {
     else if (value.length < MIN_SERVICE_SECRET_LENGTH) problems.push(`${name} is weak: it needs at least ${MIN_SERVICE_SECRET_LENGTH} characters`)
   }
   if (env.STRIPE_SECRET_KEY && !env.STRIPE_WEBHOOK_SECRET) problems.push('STRIPE_WEBHOOK_SECRET is missing: without it Stripe webhooks cannot be verified and paid orders stay unpaid')
+  if (env.WEBHOOK_ALLOW_PRIVATE) problems.push('WEBHOOK_ALLOW_PRIVATE must be off: outgoing webhooks could be pointed at the private network the shop runs in')
   if (env.DEBUG) problems.push('DEBUG must be off')
   return problems
 }

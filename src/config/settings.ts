@@ -31,6 +31,8 @@ export interface Settings {
   http: {
     host: string
     port: number
+    /** Where clients reach this API (no trailing slash), for links to its own routes. */
+    publicUrl: string
     /** Empty means any host; enforced only when enforceAllowedHosts. */
     allowedHosts: string[]
     enforceAllowedHosts: boolean
@@ -67,6 +69,17 @@ export interface Settings {
   }
   search: { url: string | null }
   stripe: { secretKey: string | null; publishableKey: string | null; webhookSecret: string | null; apiBase: string | null }
+  /** Outgoing webhooks: the delivery log's retention, the SSRF guard, and how hard a delivery is tried. */
+  webhooks: {
+    logDays: number
+    /** Private, loopback and link-local addresses may be reached (development and tests). */
+    allowPrivate: boolean
+    /** Delay before the second attempt; each later one waits four times longer. */
+    retryBaseMs: number
+    maxAttempts: number
+    /** One attempt's limit, connection to response. */
+    timeoutMs: number
+  }
   storage: {
     useS3: boolean
     useCdn: boolean
@@ -90,6 +103,7 @@ export interface Settings {
     timeoutMs: number
     filePath: string
     from: string
+    templatesDir: string
   }
   observability: {
     sentryDsn: string | null

@@ -64,7 +64,8 @@ export function createMailer(settings: Pick<Settings, 'email'>, log: Logger): Ma
   return {
     backend: config.backend,
     outbox,
-    async send(message) {
+    async send(payload) {
+      const message = messageFields(payload)
       const envelope = { from: config.from, ...message, messageId: `<${randomUUID()}@${domainOf(config.from)}>` }
       const info = await transport.sendMail(envelope)
       const message_id = envelope.messageId
@@ -88,6 +89,14 @@ export function createMailer(settings: Pick<Settings, 'email'>, log: Logger): Ma
   }
 }
 
+/**
+ * Only the message's own fields reach nodemailer. The task schema lets extra keys through, and
+ * nodemailer would act on them: `attachments` reads local files or URLs, `bcc`/`envelope` add recipients.
+ */
+function messageFields({ to, subject, text, html, headers }: EmailMessage): EmailMessage {
+  return { to, subject, text, ...(html !== undefined ? { html } : {}), ...(headers !== undefined ? { headers } : {}) }
+}
+
 function domainOf(address: string): string {
   return /@([^>\s]+)/.exec(address)?.[1] ?? 'localhost'
 }
@@ -103,20 +112,6 @@ export function createSendEmailTask(mailer: Mailer) {
       job.log.info({ message_id }, 'email sent')
     },
   })
-}
-
-/** Escapes text for HTML. */
-export function escapeHtml(value: string): string {
-  return value.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;')
-}
-
-/** The HTML twin of a plain-text email: escaped, line breaks kept, lines that are a link made clickable. */
-export function htmlFromText(text: string, links: string[] = []): string {
-  const clickable = new Set(links.map(escapeHtml))
-  return escapeHtml(text)
-    .split('\n')
-    .map((line) => (clickable.has(line) ? `<a href="${line}">${line}</a>` : line))
-    .join('<br>\n')
 }
 
 /** An amount in minor units as people read it: 1999 USD → $19.99 (the currency's own decimals). */

@@ -8,7 +8,9 @@ import { createCache, type Cache } from './cache.js'
 import { createCtx, type Actor, type Ctx } from './context.js'
 import { createDatabase, type Database } from './db/index.js'
 import { createMailer, createSendEmailTask, type Mailer } from './email.js'
+import { createEmailTemplates, type EmailTemplates } from './email-templates.js'
 import { createOutboxRelay, type OutboxRelay } from './events/index.js'
+import { createCleanExpiredTask } from './housekeeping.js'
 import { createLogger, type Logger } from './logging.js'
 import { createMetrics, type Metrics } from './metrics.js'
 import { createBullmqQueue } from './queue/bullmq.js'
@@ -25,6 +27,8 @@ export interface Platform {
   tasks: TaskRegistry
   queue: TaskQueue
   mailer: Mailer
+  /** The emails' templates (templates/email/), for the tasks that write to customers. */
+  emails: EmailTemplates
   relay: OutboxRelay
   metrics: Metrics
   /** A context for work outside a request (tasks, commands). */
@@ -50,7 +54,9 @@ export async function createPlatform(settings: Settings, overrides: PlatformOver
   const storage = createStorage(settings, log)
   const tasks = new TaskRegistry()
   const mailer = createMailer(settings, log)
+  const emails = createEmailTemplates({ shopName: settings.auth.shopName, shopUrl: settings.auth.frontendUrl, cache: settings.environment === 'production', directory: settings.email.templatesDir })
   tasks.register(createSendEmailTask(mailer))
+  tasks.register(createCleanExpiredTask(database.db, settings))
   // The gauges read the queue and relay only when scraped, after both exist.
   const metrics: Metrics = createMetrics({ pool: () => database.poolStats(), queue: () => queue.stats(), outboxBacklog: () => relay.backlog() })
   // With a broker this process only adds jobs; `npm run worker` runs them. Without one they run here.
@@ -73,6 +79,7 @@ export async function createPlatform(settings: Settings, overrides: PlatformOver
     tasks,
     queue,
     mailer,
+    emails,
     relay,
     metrics,
     context: (options = {}) =>

@@ -1,7 +1,7 @@
 /** Drizzle queries of the accounts app: one statement each; the caller passes the pool or a transaction. */
-import { and, desc, eq, ilike, inArray, isNull, or, sql, type SQL } from 'drizzle-orm'
+import { and, desc, eq, ilike, inArray, isNull, lt, or, sql, type SQL } from 'drizzle-orm'
 import type { Db } from '../../core/db/index.js'
-import { isUniqueViolation, preparedFor } from '../../core/db/index.js'
+import { deleteInBatches, isUniqueViolation, preparedFor } from '../../core/db/index.js'
 import { EmailTakenError } from './errors.js'
 import { addresses, oneTimeTokens, recoveryCodes, refreshTokens, users, type roles, type tokenPurposes } from './tables.js'
 
@@ -184,7 +184,25 @@ export async function clearDefault(db: Db, userId: string, kind: 'is_default_shi
 }
 
 /** First and last names of these users in one statement (shown next to what they wrote). */
+/** Active users among `ids`, with what an email to them needs. */
+export async function findActiveRecipients(db: Db, ids: string[]): Promise<Array<{ id: string; email: string; first_name: string }>> {
+  if (ids.length === 0) return []
+  return db.select({ id: users.id, email: users.email, first_name: users.first_name }).from(users).where(and(inArray(users.id, ids), eq(users.is_active, true)))
+}
+
 export async function findUserNames(db: Db, ids: string[]): Promise<Array<{ id: string; first_name: string; last_name: string }>> {
   if (ids.length === 0) return []
   return db.select({ id: users.id, first_name: users.first_name, last_name: users.last_name }).from(users).where(inArray(users.id, ids))
+}
+
+/**
+ * Tokens nobody can use any more: refresh tokens a day past expiry (until then a used one still
+ * reveals reuse), one-time tokens a day after they expired or were used.
+ */
+export async function deleteSpentTokens(db: Db): Promise<{ refresh_tokens: number; one_time_tokens: number }> {
+  const dayAgo = sql`now() - interval '1 day'`
+  return {
+    refresh_tokens: await deleteInBatches(db, refreshTokens, lt(refreshTokens.expires_at, dayAgo)),
+    one_time_tokens: await deleteInBatches(db, oneTimeTokens, or(lt(oneTimeTokens.expires_at, dayAgo), lt(oneTimeTokens.used_at, dayAgo))!),
+  }
 }

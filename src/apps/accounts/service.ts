@@ -335,6 +335,9 @@ export function createAccountsService(deps: { settings: Settings; tokens: UserTo
       return new Map((await q.findUserNames(ctx.db, ids)).map((row) => [row.id, { first_name: row.first_name, last_name: row.last_name }]))
     },
 
+    /** Who of `ids` can be written to (active accounts): address and first name. */
+    getRecipients: (ctx: Ctx, ids: string[]) => q.findActiveRecipients(ctx.db, ids),
+
     async getUserSummary(ctx: Ctx, id: string): Promise<UserSummary> {
       const user = await q.findUserById(ctx.db, id)
       if (!user) throw new NotFoundError('User', id)

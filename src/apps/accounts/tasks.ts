@@ -1,18 +1,31 @@
 /**
  * The accounts app's tasks: the verification and password reset emails, sent after the change
- * that asks for them committed (through the outbox), never inside the request.
+ * that asks for them committed (through the outbox), never inside the request; and the daily
+ * cleanup of tokens that can no longer be used.
  */
 import { Type } from 'typebox'
-import type { Settings } from '../../config/index.js'
-import { htmlFromText } from '../../core/email.js'
 import { envelopeOf, type EventEnvelope } from '../../core/events/index.js'
 import type { Platform } from '../../core/platform.js'
 import { defineTask } from '../../core/queue/index.js'
 import type { AccountsEvents } from './events.js'
+import { deleteSpentTokens } from './queries.js'
 import type { AccountsService } from './service.js'
+
+export const CLEAN_SPENT_TOKENS_TASK = 'accounts.clean_spent_tokens'
 
 export function registerAccountsTasks(platform: Platform, accounts: AccountsService): void {
   const { settings } = platform
+
+  platform.tasks.register(
+    defineTask({
+      name: CLEAN_SPENT_TOKENS_TASK,
+      schema: Type.Object({}),
+      async handler(_payload, job) {
+        const deleted = await deleteSpentTokens(platform.database.db)
+        if (deleted.refresh_tokens + deleted.one_time_tokens > 0) job.log.info(deleted, 'spent tokens deleted')
+      },
+    }),
+  )
 
   platform.tasks.register(
     defineTask({
@@ -22,7 +35,9 @@ export function registerAccountsTasks(platform: Platform, accounts: AccountsServ
         const recipient = await accounts.createVerificationToken(platform.context(), event.payload.user_id)
         if (!recipient) return
         const link = `${settings.auth.frontendUrl}/verify-email?token=${encodeURIComponent(recipient.token)}`
-        await platform.queue.enqueue('core.send_email', verificationEmail(settings, recipient.email, recipient.first_name, link, recipient.token))
+        const hours = Math.round(settings.auth.verifyEmailTtlMs / 3_600_000)
+        const email = platform.emails.render('verify_email', { first_name: recipient.first_name, link, code: recipient.token, hours })
+        await platform.queue.enqueue('core.send_email', { to: recipient.email, ...email })
       },
     }),
   )
@@ -36,25 +51,11 @@ export function registerAccountsTasks(platform: Platform, accounts: AccountsServ
         const recipient = await accounts.createPasswordResetToken(platform.context(), event.payload.email)
         if (!recipient) return
         const link = `${settings.auth.frontendUrl}/reset-password?token=${encodeURIComponent(recipient.token)}`
-        await platform.queue.enqueue('core.send_email', passwordResetEmail(settings, recipient.email, recipient.first_name, link, recipient.token))
+        const minutes = Math.round(settings.auth.passwordResetTtlMs / 60_000)
+        const email = platform.emails.render('password_reset', { first_name: recipient.first_name, link, code: recipient.token, minutes })
+        await platform.queue.enqueue('core.send_email', { to: recipient.email, ...email })
       },
     }),
   )
   platform.tasks.subscribe('user.password_reset_requested', 'accounts.send_password_reset_email')
-}
-
-function greeting(firstName: string): string {
-  return firstName ? `Hello ${firstName},` : 'Hello,'
-}
-
-function verificationEmail(settings: Settings, to: string, firstName: string, link: string, token: string) {
-  const hours = Math.round(settings.auth.verifyEmailTtlMs / 3_600_000)
-  const text = `${greeting(firstName)}\n\nPlease confirm your email address for ${settings.auth.shopName}:\n${link}\n\nOr use this code in the app: ${token}\nThe link works for ${hours} hours.\n`
-  return { to, subject: `Confirm your email for ${settings.auth.shopName}`, text, html: htmlFromText(text, [link]) }
-}
-
-function passwordResetEmail(settings: Settings, to: string, firstName: string, link: string, token: string) {
-  const minutes = Math.round(settings.auth.passwordResetTtlMs / 60_000)
-  const text = `${greeting(firstName)}\n\nSomeone asked to reset the password of your ${settings.auth.shopName} account. If it was you, choose a new password here:\n${link}\n\nOr use this code in the app: ${token}\nThe link works for ${minutes} minutes. If it was not you, ignore this email: your password stays as it is.\n`
-  return { to, subject: `Reset your ${settings.auth.shopName} password`, text, html: htmlFromText(text, [link]) }
 }

@@ -1,6 +1,6 @@
 /** Drizzle queries of the payments app: one statement each. */
 import { and, asc, desc, eq, inArray, lt, sql } from 'drizzle-orm'
-import type { Db } from '../../core/db/index.js'
+import { deleteInBatches, type Db } from '../../core/db/index.js'
 import { payments, refunds, webhookEvents, type PaymentStatus, type RefundStatus } from './tables.js'
 
 export type PaymentRow = typeof payments.$inferSelect
@@ -127,4 +127,9 @@ export async function setWebhookOutcome(db: Db, id: string, outcome: string, pay
 export async function findWebhookEvent(db: Db, id: string) {
   const [row] = await db.select().from(webhookEvents).where(eq(webhookEvents.id, id))
   return row
+}
+
+/** Inbox rows older than `days`: Stripe stops retrying an event after 3 days, so they dedupe nothing any more. */
+export async function deleteOldWebhookEvents(db: Db, days: number): Promise<number> {
+  return deleteInBatches(db, webhookEvents, lt(webhookEvents.received_at, sql`now() - make_interval(days => ${days})`))
 }

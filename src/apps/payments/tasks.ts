@@ -5,19 +5,22 @@
  * about failed payments and refunds.
  */
 import { Type } from 'typebox'
-import type { Settings } from '../../config/index.js'
-import { formatMoney, htmlFromText } from '../../core/email.js'
 import { envelopeOf, type EventEnvelope } from '../../core/events/index.js'
 import type { Platform } from '../../core/platform.js'
 import { defineTask, type JobContext } from '../../core/queue/index.js'
 import { StatusChangedSchema, type OrdersEvents } from '../orders/events.js'
 import type { OrdersService } from '../orders/service.js'
+import { paymentFailedEmail, refundEmail } from './emails.js'
 import type { PaymentsEvents } from './events.js'
+import { deleteOldWebhookEvents } from './queries.js'
 import type { PaymentsService } from './service.js'
 
 export const RECONCILE_PAYMENTS_TASK = 'payments.reconcile'
 /** A payment is read back from the provider when no word came for this long. */
 export const RECONCILE_AFTER_MS = 10 * 60_000
+export const PRUNE_WEBHOOK_EVENTS_TASK = 'payments.prune_webhook_events'
+/** How long the webhook inbox remembers an event id (Stripe retries for 3 days). */
+export const WEBHOOK_INBOX_DAYS = 90
 
 export function registerPaymentsTasks(platform: Platform, payments: PaymentsService, orders: OrdersService): void {
   const { settings } = platform
@@ -47,6 +50,17 @@ export function registerPaymentsTasks(platform: Platform, payments: PaymentsServ
 
   platform.tasks.register(
     defineTask({
+      name: PRUNE_WEBHOOK_EVENTS_TASK,
+      schema: Type.Object({}),
+      async handler(_payload, job) {
+        const deleted = await deleteOldWebhookEvents(platform.database.db, WEBHOOK_INBOX_DAYS)
+        if (deleted > 0) job.log.info({ deleted }, 'old webhook inbox rows deleted')
+      },
+    }),
+  )
+
+  platform.tasks.register(
+    defineTask({
       name: RECONCILE_PAYMENTS_TASK,
       schema: Type.Object({ older_than_ms: Type.Optional(Type.Integer({ minimum: 0 })) }),
       async handler(payload, job) {
@@ -65,7 +79,7 @@ export function registerPaymentsTasks(platform: Platform, payments: PaymentsServ
         const payment = await payments.get(ctx, event.payload.payment_id)
         const order = await orders.findForPayment(ctx, event.payload.order_id)
         if (!order || order.status !== 'pending_payment') return
-        await platform.queue.enqueue('core.send_email', paymentFailedEmail(settings, order, payment.failure_message), { jobId: `email:${event.id}` })
+        await platform.queue.enqueue('core.send_email', paymentFailedEmail(platform.emails, settings.auth.frontendUrl, order, payment.failure_message), { jobId: `email:${event.id}` })
       },
     }),
   )
@@ -80,35 +94,9 @@ export function registerPaymentsTasks(platform: Platform, payments: PaymentsServ
         const payment = await payments.get(ctx, event.payload.payment_id)
         const order = (await orders.findForPayment(ctx, event.payload.order_id))!
         const reason = payment.refunds.find((refund) => refund.id === event.payload.refund_id)?.reason ?? null
-        await platform.queue.enqueue('core.send_email', refundEmail(settings, order, event.payload.amount, payment.currency, reason), { jobId: `email:${event.id}` })
+        await platform.queue.enqueue('core.send_email', refundEmail(platform.emails, settings.auth.frontendUrl, order, event.payload.amount, payment.currency, reason), { jobId: `email:${event.id}` })
       },
     }),
   )
   platform.tasks.subscribe('payment.refunded', 'payments.send_refund_email')
-}
-
-interface OrderRef {
-  number: string
-  email: string
-}
-
-function paymentFailedEmail(settings: Settings, order: OrderRef, reason: string | null) {
-  const shop = settings.auth.shopName
-  const link = `${settings.auth.frontendUrl}/orders/${order.number}`
-  const text = `Hello,\n\nThe payment for your ${shop} order ${order.number} did not go through${reason ? `: ${reason}` : '.'}\n\nYour items stay reserved for a while. You can try again with another payment method here:\n${link}\n`
-  return { to: order.email, subject: `Payment for order ${order.number} did not go through`, text, html: htmlFromText(text, [link]) }
-}
-
-const REFUND_EXPLANATIONS: Record<string, string> = {
-  order_unavailable: 'Your payment arrived after the order had been cancelled, and the items are no longer in stock, so we refunded you in full.',
-  order_cancelled: 'Your order was cancelled, so we refunded your payment.',
-  duplicate: 'The order had already been paid, so we refunded the second payment.',
-}
-
-function refundEmail(settings: Settings, order: OrderRef, amount: number, currency: string, reason: string | null) {
-  const shop = settings.auth.shopName
-  const link = `${settings.auth.frontendUrl}/orders/${order.number}`
-  const why = (reason && REFUND_EXPLANATIONS[reason]) ?? 'We have refunded part or all of your payment.'
-  const text = `Hello,\n\n${why}\n\nRefund: ${formatMoney(amount, currency)} for ${shop} order ${order.number}. Depending on your bank it shows on your statement within 5–10 business days.\n\nYour order:\n${link}\n`
-  return { to: order.email, subject: `Refund of ${formatMoney(amount, currency)} for order ${order.number}`, text, html: htmlFromText(text, [link]) }
 }

@@ -7,10 +7,10 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { PGlite } from '@electric-sql/pglite'
 import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm'
-import { sql } from 'drizzle-orm'
+import { sql, type SQL } from 'drizzle-orm'
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres'
 import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator'
-import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core'
+import type { PgDatabase, PgQueryResultHKT, PgTable } from 'drizzle-orm/pg-core'
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator'
 import pg from 'pg'
@@ -75,6 +75,20 @@ export function isUniqueViolation(err: unknown): boolean {
 /** Rows of a raw `db.execute(sql…)` result, whichever driver produced it. */
 export function rowsOf<T>(result: unknown): T[] {
   return (result as { rows: T[] }).rows
+}
+
+/**
+ * Deletes the rows of `table` that match `where`, `batch` at a time: a cleanup of a large backlog
+ * runs as many short statements instead of one that locks for long. Answers how many went.
+ */
+export async function deleteInBatches(db: Db, table: PgTable, where: SQL, batch = 5_000): Promise<number> {
+  let total = 0
+  for (;;) {
+    const result = await db.execute(sql`DELETE FROM ${table} WHERE ctid IN (SELECT ctid FROM ${table} WHERE ${where} LIMIT ${batch}) RETURNING 1`)
+    const deleted = rowsOf(result).length
+    total += deleted
+    if (deleted < batch) return total
+  }
 }
 
 export async function createDatabase(settings: Pick<Settings, 'db'>, log: Logger): Promise<Database> {
