@@ -13,8 +13,8 @@ import { verifyPassword } from '../src/apps/accounts/passwords.js'
 import { envNames } from '../src/config/env.js'
 import { projectRoot } from '../src/config/index.js'
 import { createPglite } from '../src/core/db/index.js'
+import { NODE, tsArgs } from './run-ts.js'
 
-const TSX = join(projectRoot, 'node_modules', '.bin', 'tsx')
 const STRONG = 'correct-horse-battery-staple-42'
 const FLAG_EMAIL = 'a@example.com'
 const ENV_EMAIL = 'Root.Env@example.com'
@@ -64,7 +64,7 @@ function manage(args: string[], vars: Record<string, string> = {}): Promise<Run>
   }
   return new Promise((resolve, reject) => {
     // detached: its own process group, so cleanup reaches tsx's child node process too.
-    const child = spawn(TSX, ['src/manage.ts', ...args], { cwd: projectRoot, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(NODE, tsArgs('src/manage.ts', args), { cwd: projectRoot, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
     children.add(child.pid!)
     let stdout = ''
     let stderr = ''

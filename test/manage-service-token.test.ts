@@ -4,14 +4,13 @@
  */
 import { execFile } from 'node:child_process'
 import { generateKeyPairSync } from 'node:crypto'
-import { join } from 'node:path'
 import { describe, it } from 'vitest'
 import { decodeProtectedHeader } from 'jose'
 import { envNames } from '../src/config/env.js'
 import { loadSettings, projectRoot } from '../src/config/index.js'
 import { createServiceTokenManager } from '../src/core/service-auth/index.js'
+import { NODE, tsArgs } from './run-ts.js'
 
-const TSX = join(projectRoot, 'node_modules', '.bin', 'tsx')
 const GATEWAY_SECRET = 'gateway-secret-for-the-manage-command-0123'
 
 interface Run {
@@ -30,7 +29,7 @@ function manage(args: string[], vars: Record<string, string> = {}): Promise<Run>
   }
   return new Promise((resolve) => {
     // The timeout bounds a hung process; the command itself exits on its own.
-    execFile(TSX, ['src/manage.ts', 'service_token', ...args], { cwd: projectRoot, env, timeout: 25_000 }, (error, stdout, stderr) => {
+    execFile(NODE, tsArgs('src/manage.ts', ['service_token', ...args]), { cwd: projectRoot, env, timeout: 25_000 }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : null) : 0
       resolve({ code, stdout, stderr })
     })

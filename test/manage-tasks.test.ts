@@ -4,7 +4,6 @@
  * it back in its queue.
  */
 import { execFile } from 'node:child_process'
-import { join } from 'node:path'
 import { Type } from 'typebox'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { envNames } from '../src/config/env.js'
@@ -14,8 +13,8 @@ import { createBullmqQueue, startWorkers, type RunningWorkers } from '../src/cor
 import { defineTask, TaskRegistry } from '../src/core/queue/index.js'
 import { QUEUE_NAMES } from '../src/core/queue/routing.js'
 import { uniqueName } from './database.js'
+import { NODE, tsArgs } from './run-ts.js'
 
-const TSX = join(projectRoot, 'node_modules', '.bin', 'tsx')
 const redisUrl = process.env.REDIS_URL ?? ''
 const keyPrefix = `${uniqueName('tasks')}:`
 const log = createLogger({ log: { level: 'silent', pretty: false } })
@@ -29,7 +28,7 @@ function manage(args: string[], vars: Record<string, string>): Promise<{ code: n
     ...vars,
   }
   return new Promise((resolve) => {
-    execFile(TSX, ['src/manage.ts', 'tasks', ...args], { cwd: projectRoot, env, timeout: 25_000 }, (error, stdout, stderr) => {
+    execFile(NODE, tsArgs('src/manage.ts', ['tasks', ...args]), { cwd: projectRoot, env, timeout: 25_000 }, (error, stdout, stderr) => {
       resolve({ code: error ? (typeof error.code === 'number' ? error.code : null) : 0, stdout, stderr })
     })
   })

@@ -15,8 +15,8 @@ import { projectRoot } from '../src/config/index.js'
 import { dropDatabase, testServerUrl, uniqueName, urlFor, withAdmin } from './database.js'
 import { createTestApp, suiteRedisUrl, usesPostgres, type TestApp } from './harness.js'
 import { REQUIRED_IN_PRODUCTION } from './production-env.js'
+import { NODE, tsArgs } from './run-ts.js'
 
-const TSX = join(projectRoot, 'node_modules', '.bin', 'tsx')
 // A bound on waiting, not a speed target: a loaded CI machine boots PGlite and tsx slowly.
 const READY_WITHIN_MS = 30_000
 const SHUTDOWN_TIMEOUT_SECONDS = 5
@@ -73,7 +73,7 @@ async function workDir(name: string): Promise<string> {
 
 function run(script: 'src/server.ts' | 'src/manage.ts', args: string[], env: NodeJS.ProcessEnv): Proc {
   // detached: its own process group, so cleanup reaches tsx's child node process too.
-  const child = spawn(TSX, [script, ...args], { cwd: projectRoot, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(NODE, tsArgs(script, args), { cwd: projectRoot, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   let err = ''
   child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()))

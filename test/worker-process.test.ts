@@ -29,8 +29,8 @@ import { dropDatabase, testServerUrl, uniqueName, urlFor, withAdmin } from './da
 import { factories } from './factories.js'
 import { createTestApp, suiteRedisUrl, usesPostgres, type TestApp } from './harness.js'
 import { ADDRESS, cartWith } from './shopping.js'
+import { NODE, tsArgs } from './run-ts.js'
 
-const TSX = join(projectRoot, 'node_modules', '.bin', 'tsx')
 const SHUTDOWN_TIMEOUT_SECONDS = 5
 const log = createLogger({ log: { level: 'silent', pretty: false } })
 
@@ -99,7 +99,7 @@ function worker(args: string[], vars: Record<string, string>): Proc {
     LOG_FORMAT: 'json',
     ...vars,
   }
-  return start(TSX, ['src/worker.ts', ...args], { env })
+  return start(NODE, tsArgs('src/worker.ts', args), { env })
 }
 
 /** The process's exit code, or a failure once `ms` have passed. */

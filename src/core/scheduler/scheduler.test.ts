@@ -32,6 +32,7 @@ import {
   type Scheduler,
   type SchedulerOptions,
 } from './index.js'
+import { NODE, tsArgs } from '../../../test/run-ts.js'
 
 const T0 = new Date('2030-01-01T00:00:00.000Z')
 /** T0 plus some seconds: the simulated clock. */
@@ -401,7 +402,6 @@ describe('periodic scheduler', () => {
  * database a PGlite directory, or on the PostgreSQL suite a fresh database of its own.
  */
 describe('npm run beat and manage periodic (real processes)', () => {
-  const TSX = join(projectRoot, 'node_modules', '.bin', 'tsx')
   let scratch: string
   let databaseEnv: Record<string, string>
   const serverUrl = testServerUrl()
@@ -450,7 +450,7 @@ describe('npm run beat and manage periodic (real processes)', () => {
 
   /** A process in a group of its own; `said(msg)` resolves at the first JSON log line with that message. */
   function start(script: string, args: string[] = []) {
-    const child = spawn(TSX, [script, ...args], { cwd: projectRoot, env: env(), detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(NODE, tsArgs(script, args), { cwd: projectRoot, env: env(), detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
     running.add(child)
     let stdout = ''
     let stderr = ''
