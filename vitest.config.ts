@@ -7,7 +7,10 @@ export default defineConfig({
     pool: 'forks',
     testTimeout: 30_000,
     hookTimeout: 60_000,
-    // Each file has its own database, so files run in parallel safely.
+    // Each file has its own database, so files run in parallel safely. Vitest's default is one
+    // worker less than the cores (one, here); on PostgreSQL the files mostly wait on the server,
+    // so three workers; PGlite (WASM) computes itself, so one per core.
+    maxWorkers: process.env.DATABASE_URL ? 3 : 2,
     fileParallelism: true,
   },
 })
