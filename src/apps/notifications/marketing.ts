@@ -5,15 +5,14 @@
  * so running it twice sends nothing twice.
  */
 import { randomUUID } from 'node:crypto'
-import { and, asc, eq, gt } from 'drizzle-orm'
-import type { Db } from '../../core/db/index.js'
 import type { Ctx } from '../../core/context.js'
 import type { EmailMessage } from '../../core/email.js'
 import type { EmailTemplates } from '../../core/email-templates.js'
 import type { TaskQueue } from '../../core/queue/index.js'
 import type { NotificationsEvents } from './events.js'
 import type { NotificationsService } from './service.js'
-import { notificationPreferences, type NotificationChannel } from './tables.js'
+import { audienceIds, countAudience } from './queries.js'
+import type { NotificationChannel } from './tables.js'
 import type { UnsubscribeTokens } from './unsubscribe-tokens.js'
 
 export interface BroadcastInput {
@@ -129,21 +128,4 @@ function paragraphsOf(body: string): string[] {
     .split(/\n\s*\n/)
     .map((paragraph) => paragraph.trim())
     .filter(Boolean)
-}
-
-const optedIn = (channel: NotificationChannel) =>
-  and(eq(notificationPreferences.channel, channel), eq(notificationPreferences.kind, 'marketing'), eq(notificationPreferences.enabled, true))
-
-async function audienceIds(db: Db, channel: NotificationChannel, after: string | null, limit: number): Promise<string[]> {
-  const rows = await db
-    .select({ id: notificationPreferences.user_id })
-    .from(notificationPreferences)
-    .where(after ? and(optedIn(channel), gt(notificationPreferences.user_id, after)) : optedIn(channel))
-    .orderBy(asc(notificationPreferences.user_id))
-    .limit(limit)
-  return rows.map((row) => row.id)
-}
-
-async function countAudience(db: Db, channel: NotificationChannel): Promise<number> {
-  return db.$count(notificationPreferences, optedIn(channel))
 }

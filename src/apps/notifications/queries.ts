@@ -1,5 +1,5 @@
 /** Drizzle queries of the notifications app: one statement each. */
-import { and, desc, eq, isNotNull, isNull, sql, type SQL } from 'drizzle-orm'
+import { and, asc, desc, eq, gt, isNotNull, isNull, sql, type SQL } from 'drizzle-orm'
 import type { Db } from '../../core/db/index.js'
 import { notificationPreferences, notifications, type NotificationChannel, type NotificationKind } from './tables.js'
 
@@ -93,4 +93,22 @@ export async function markAllRead(db: Db, userId: string): Promise<number> {
     .where(and(eq(notifications.user_id, userId), isNull(notifications.read_at)))
     .returning({ id: notifications.id })
   return rows.length
+}
+
+const optedIn = (channel: NotificationChannel) =>
+  and(eq(notificationPreferences.channel, channel), eq(notificationPreferences.kind, 'marketing'), eq(notificationPreferences.enabled, true))
+
+/** Who turned marketing on for `channel`, by user id after `after` (keyset). */
+export async function audienceIds(db: Db, channel: NotificationChannel, after: string | null, limit: number): Promise<string[]> {
+  const rows = await db
+    .select({ id: notificationPreferences.user_id })
+    .from(notificationPreferences)
+    .where(after ? and(optedIn(channel), gt(notificationPreferences.user_id, after)) : optedIn(channel))
+    .orderBy(asc(notificationPreferences.user_id))
+    .limit(limit)
+  return rows.map((row) => row.id)
+}
+
+export async function countAudience(db: Db, channel: NotificationChannel): Promise<number> {
+  return db.$count(notificationPreferences, optedIn(channel))
 }
