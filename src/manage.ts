@@ -27,7 +27,6 @@ import { createCatalog } from './apps/products/catalog.js'
 import { createSearchBackend } from './apps/search/index.js'
 import { createServiceTokenManager, isServiceName } from './core/service-auth/index.js'
 import { queuePrefixOf } from './core/platform.js'
-import { createBullmqQueue } from './core/queue/bullmq.js'
 import { TaskRegistry } from './core/queue/index.js'
 import { createStorage } from './core/storage.js'
 
@@ -205,6 +204,7 @@ const commands: Record<string, Command> = {
       }
       const log = createLogger(settings)
       // Reading and retrying failed jobs needs no task definitions: an empty registry will do.
+      const { createBullmqQueue } = await import('./core/queue/bullmq.js')
       const queue = createBullmqQueue({ settings: { ...settings.queue, brokerUrl: settings.queue.brokerUrl, prefix: queuePrefixOf(settings) }, registry: new TaskRegistry(), log })
       try {
         if (action === 'failed') {

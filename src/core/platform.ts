@@ -13,7 +13,6 @@ import { createOutboxRelay, type OutboxRelay } from './events/index.js'
 import { createCleanExpiredTask } from './housekeeping.js'
 import { createLogger, type Logger } from './logging.js'
 import { createMetrics, type Metrics } from './metrics.js'
-import { createBullmqQueue } from './queue/bullmq.js'
 import { createInProcessQueue, TaskRegistry, type TaskQueue } from './queue/index.js'
 import { createStorage, type Storage } from './storage.js'
 
@@ -59,9 +58,10 @@ export async function createPlatform(settings: Settings, overrides: PlatformOver
   tasks.register(createCleanExpiredTask(database.db, settings))
   // The gauges read the queue and relay only when scraped, after both exist.
   const metrics: Metrics = createMetrics({ pool: () => database.poolStats(), queue: () => queue.stats(), outboxBacklog: () => relay.backlog() })
-  // With a broker this process only adds jobs; `npm run worker` runs them. Without one they run here.
+  // With a broker this process only adds jobs; `npm run worker` runs them. Without one they run here
+  // (and BullMQ, a fifth of a second to load, is not loaded).
   const queue = settings.queue.brokerUrl
-    ? createBullmqQueue({ settings: { ...settings.queue, brokerUrl: settings.queue.brokerUrl, prefix: queuePrefixOf(settings) }, registry: tasks, log })
+    ? (await import('./queue/bullmq.js')).createBullmqQueue({ settings: { ...settings.queue, brokerUrl: settings.queue.brokerUrl, prefix: queuePrefixOf(settings) }, registry: tasks, log })
     : createInProcessQueue({ registry: tasks, settings: settings.queue, log, onFinished: recordTaskRun(() => metrics) })
   const relay = createOutboxRelay({ db: database.db, queue, registry: tasks, log, pollMs: settings.queue.outboxPollMs })
   relay.start()
