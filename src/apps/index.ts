@@ -8,6 +8,8 @@ import type { Platform } from '../core/platform.js'
 import { schedulerFor } from '../core/scheduler/index.js'
 import { createServiceTokenManager } from '../core/service-auth/index.js'
 import { accountsApp } from './accounts/index.js'
+import { analyticsApp, createAnalytics } from './analytics/index.js'
+import { registerAnalyticsTasks } from './analytics/tasks.js'
 import { createAccountsService } from './accounts/service.js'
 import { createCoupons } from './cart/coupons.js'
 import { cartApp, mergeCartOnSignIn } from './cart/index.js'
@@ -79,6 +81,8 @@ export async function registerApps(app: FastifyInstance, platform: Platform): Pr
     publicUrl: settings.http.publicUrl,
   })
   registerMarketingTask(platform, marketing)
+  const { analytics, recorder: analyticsRecorder } = createAnalytics(platform, products)
+  registerAnalyticsTasks(platform, { analytics, orders })
   const checkout = createCheckout({
     orders,
     products,
@@ -124,6 +128,7 @@ export async function registerApps(app: FastifyInstance, platform: Platform): Pr
   await paymentsApp(app, { payments, guards, webhookSecret: settings.stripe.webhookSecret })
   await webhooksApp(app, { webhooks, guards })
   await notificationsApp(app, { notifications, marketing, guards })
+  await analyticsApp(app, platform, { analytics, recorder: analyticsRecorder })
   await internalApp(app, platform, { serviceTokens, users: accounts })
   // Without a broker this process keeps the periodic schedule itself (on PostgreSQL one API process
   // leads); with CELERY_BROKER_URL `npm run beat` does.

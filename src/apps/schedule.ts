@@ -22,6 +22,8 @@ export const DEFAULT_SCHEDULE: readonly ScheduleEntry[] = [
   { name: 'accounts.clean_spent_tokens', task: 'accounts.clean_spent_tokens', cron: '20 3 * * *' },
   // The Stripe webhook inbox forgets event ids after 90 days (Stripe retries for 3).
   { name: 'payments.prune_webhook_events', task: 'payments.prune_webhook_events', cron: '30 3 * * *' },
+  // Raw analytics events older than ANALYTICS_RETENTION_DAYS.
+  { name: 'analytics.prune_events', task: 'analytics.prune_events', cron: '50 3 * * *' },
   // Finished outgoing webhook deliveries older than WEBHOOK_LOG_DAYS leave the delivery log.
   { name: 'webhooks.prune_deliveries', task: 'webhooks.prune_deliveries', cron: '40 3 * * *' },
 ]

@@ -25,6 +25,7 @@ const security = { group: 'Security' }
 const accounts = { group: 'Accounts' }
 const commerce = { group: 'Cart and orders' }
 const webhooks = { group: 'Webhooks' }
+const analytics = { group: 'Analytics' }
 
 export const EnvSchema = Type.Object({
   ENVIRONMENT: str('development, staging, production, test or e2e (aliases: dev, prod, tests, e2e_test)', general),
@@ -57,7 +58,7 @@ export const EnvSchema = Type.Object({
   RATE_LIMIT_AUTH_ACCOUNT: str('per-account limit on sign-in attempts (brute force)', { default: '10/minute', ...http }),
   RATE_LIMIT_PASSWORD_RESET: str('per-IP limit on password reset requests', { default: '10/hour', ...http }),
   RATE_LIMIT_PASSWORD_RESET_ACCOUNT: str('per-account limit on password reset requests', { default: '3/hour', ...http }),
-  RATE_LIMIT_ANALYTICS: str('per-IP limit on analytics ingestion', { default: '300/minute', ...http }),
+  RATE_LIMIT_ANALYTICS: str('per-IP (and per-session) limit on analytics ingestion', { default: '300/minute', ...http }),
 
   DATABASE_URL: str('postgres://user:password@host:port/name; wins over DB_*', db),
   DB_ENGINE: str('django.db.backends.postgresql (the only engine accepted)', db),
@@ -82,6 +83,7 @@ export const EnvSchema = Type.Object({
   WORKER_METRICS_PORT: int('port where npm run worker serves /metrics/ (task runs and durations of that process); 0 = none', { default: 0, maximum: 65535, ...redis }),
   WORKER_LOCK_SECONDS: int("a running job's lock: a dead worker's jobs go to another worker after this long", { default: 30, minimum: 1, ...redis }),
   ELASTICSEARCH_URL: str('OpenSearch URL; PostgreSQL full-text search when unset', integrations),
+  ANALYTICS_RETENTION_DAYS: int('days raw analytics events are kept (daily rollups stay)', { default: 90, minimum: 1, ...analytics }),
   WEBHOOK_LOG_DAYS: int('days finished outgoing webhook deliveries stay in the delivery log', { default: 30, minimum: 1, ...webhooks }),
   WEBHOOK_ALLOW_PRIVATE: bool('let outgoing webhooks reach private, loopback and link-local addresses (local development and tests only; refused in production)', { default: false, ...webhooks }),
 

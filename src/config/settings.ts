@@ -23,6 +23,14 @@ export interface Settings {
   timeZone: string
   /** ISO 4217, upper case. */
   currency: string
+  analytics: {
+    retentionDays: number
+    /** Ingested events are written when this many wait, or every flushMs. */
+    batchSize: number
+    flushMs: number
+    /** Beyond this many unwritten events ingestion answers 503. */
+    maxBuffered: number
+  }
   commerce: {
     pricesIncludeTax: boolean
     orderReservationMinutes: number

@@ -19,5 +19,6 @@ export const test: EnvironmentProfile = {
     RATE_LIMIT_PASSWORD_RESET_ACCOUNT: '1000/minute',
     RATE_LIMIT_ANALYTICS: '100000/minute',
   },
-  overrides: { queue: { backoffMs: 1, outboxPollMs: 0, periodicEveryMs: 0 } },
+  // No timers that act on their own: tests flush the outbox and the analytics buffer when they mean to.
+  overrides: { queue: { backoffMs: 1, outboxPollMs: 0, periodicEveryMs: 0 }, analytics: { flushMs: 0 } },
 }

@@ -132,3 +132,8 @@ export async function variantsForSale(db: Db, by: { ids: string[] } | { skus: st
     .leftJoin(stockLevels, eq(stockLevels.variant_id, variants.id))
     .where('ids' in by ? inArray(variants.id, keys) : inArray(variants.sku, keys))
 }
+
+export async function findProductIdsBySlug(db: Db, slugs: string[]): Promise<Array<{ id: string; slug: string }>> {
+  if (slugs.length === 0) return []
+  return db.select({ id: products.id, slug: products.slug }).from(products).where(inArray(products.slug, slugs))
+}

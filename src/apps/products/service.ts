@@ -140,6 +140,11 @@ export function createProductsService(deps: { cache: CatalogCache }) {
       return q.variantsForSale(ctx.db, by)
     },
 
+    /** Product ids by slug (analytics names products by slug); unknown slugs are absent. */
+    async productIdsBySlug(ctx: Ctx, slugs: string[]): Promise<Map<string, string>> {
+      return new Map((await q.findProductIdsBySlug(ctx.db, slugs)).map((row) => [row.slug, row.id]))
+    },
+
     async getStock(ctx: Ctx, sku: string): Promise<StockDto> {
       const [variant] = await resolve(ctx, [sku])
       const stock = await q.findStock(ctx.db, variant!.id)

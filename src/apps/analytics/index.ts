@@ -1,0 +1,32 @@
+import type { FastifyInstance } from 'fastify'
+import type { Platform } from '../../core/platform.js'
+import type { ProductsService } from '../products/service.js'
+import { createRecorder, type Recorder } from './recorder.js'
+import { analyticsRoutes } from './routes.js'
+import { createAnalyticsService, type AnalyticsService } from './service.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The ingestion buffer (tests flush it). */
+    analyticsRecorder: Recorder
+  }
+}
+
+/** The analytics service with its ingestion buffer, written every ANALYTICS flush and at close. */
+export function createAnalytics(platform: Platform, products: ProductsService): { analytics: AnalyticsService; recorder: Recorder } {
+  const { analytics: config } = platform.settings
+  const recorder = createRecorder(
+    { context: () => platform.context(), productIdsBySlug: (ctx, slugs) => products.productIdsBySlug(ctx, slugs), log: platform.log },
+    { batchSize: config.batchSize, flushMs: config.flushMs, maxBuffered: config.maxBuffered },
+  )
+  return { analytics: createAnalyticsService({ recorder, retentionDays: config.retentionDays }), recorder }
+}
+
+/** /api/analytics/: event ingestion. */
+export async function analyticsApp(app: FastifyInstance, platform: Platform, deps: { analytics: AnalyticsService; recorder: Recorder }): Promise<void> {
+  app.decorate('analyticsRecorder', deps.recorder)
+  deps.recorder.start()
+  // Written before the database closes (onClose hooks of the app run before the platform's).
+  app.addHook('onClose', () => deps.recorder.stop())
+  await app.register(analyticsRoutes(deps.analytics, platform.settings))
+}
