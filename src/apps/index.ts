@@ -122,7 +122,7 @@ export async function registerApps(app: FastifyInstance, platform: Platform): Pr
   // Signing in with an X-Cart-Token merges that guest cart into the user's cart.
   await accountsApp(app, platform, { accounts, guards, onSignIn: mergeCartOnSignIn(cart) })
   await productsApp(app, { products, catalog, search, categories, reviews, images, guards })
-  await searchApp(app, { search, synonyms, guards })
+  await searchApp(app, { search, synonyms, guards, onSearch: (ctx, query, count) => analytics.recordSearch(ctx, query, count) })
   await cartApp(app, platform, { cart, pricing: { coupons, shipping, taxes, guards, currency: settings.currency } })
   await ordersApp(app, { orders, checkout, guards })
   await paymentsApp(app, { payments, guards, webhookSecret: settings.stripe.webhookSecret })

@@ -150,6 +150,32 @@ describe('server-side events', () => {
   })
 })
 
+describe('searches the API answers', () => {
+  it('are recorded with their result counts (zero included) and the signed-in user; later pages are not counted again', async () => {
+    const user = await f.user()
+    const auth = await f.auth(user)
+    const word = `zz${randomUUID().slice(0, 8)}`
+    const nothing = await t.request({ url: `/api/search/?q=${word}`, headers: auth })
+    expect(nothing.statusCode).toBe(200)
+    const staff = await f.auth(await f.user({ role: 'staff' }))
+    const term = `quokka${randomUUID().slice(0, 6).replace(/[0-9]/g, 'q')}`
+    const created = await t.request({ method: 'POST', url: '/api/products/', headers: staff, payload: { slug: `p-${term}`, name: `Plush ${term}`, variants: [{ sku: `SKU-${term}`.toUpperCase(), price: 1000 }] } })
+    expect(created.statusCode, created.body).toBe(201)
+    const found = await t.request({ url: `/api/search/?q=${term}&limit=1` })
+    expect(found.statusCode).toBe(200)
+    expect(found.json<{ count: number }>().count).toBeGreaterThan(0)
+    const next = found.json<{ next: string | null; count: number }>().next
+    if (next) expect((await t.request({ url: next.replace(/^https?:\/\/[^/]+/, '') })).statusCode).toBe(200)
+    await t.app.analyticsRecorder.flush()
+
+    const searches = await db().select().from(analyticsEvents).where(sql`${analyticsEvents.query} IN (${word}, ${term})`).orderBy(analyticsEvents.id)
+    expect(searches.map((row) => [row.type, row.query, row.result_count, row.user_id])).toEqual([
+      ['search', word, 0, user.id],
+      ['search', term, found.json<{ count: number }>().count, null],
+    ])
+  })
+})
+
 describe('analytics.prune_events', () => {
   it('deletes raw events older than ANALYTICS_RETENTION_DAYS and keeps the rest', async () => {
     const id = session()

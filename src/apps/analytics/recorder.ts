@@ -15,6 +15,8 @@ export interface ClientEvent {
   /** The product's slug, resolved to its id when the batch is written (unknown slugs: no product). */
   product?: string
   query?: string
+  /** Server-side searches: how many products the query found. */
+  result_count?: number
   session_id?: string
   user_id?: string
   occurred_at: Date
@@ -48,6 +50,7 @@ export function createRecorder(deps: RecorderDeps, options: RecorderOptions) {
           type: event.type,
           product_id: event.product ? (ids.get(event.product) ?? null) : null,
           query: event.query ?? null,
+          result_count: event.result_count ?? null,
           session_id: event.session_id ?? null,
           user_id: event.user_id ?? null,
           occurred_at: event.occurred_at,

@@ -38,6 +38,15 @@ export function createAnalyticsService(deps: { recorder: Recorder; retentionDays
       if (!accepted) throw new DependencyUnavailableError('Analytics events are not being written right now; try again later.')
     },
 
+    /**
+     * A search the API answered, with how many products it found (zero-result searches show what
+     * customers look for and the shop lacks). Buffered like client events; never fails the search.
+     */
+    recordSearch(ctx: Ctx, query: string, resultCount: number | null): void {
+      const userId = ctx.actor?.kind === 'user' ? ctx.actor.id : undefined
+      recorder.record({ type: 'search', query, ...(resultCount !== null ? { result_count: resultCount } : {}), ...(userId ? { user_id: userId } : {}), occurred_at: new Date() })
+    },
+
     /** A server-side event, written now; the same source event twice is recorded once. */
     async recordServerEvent(ctx: Ctx, event: { type: AnalyticsEventType; source_event_id: string; occurred_at: Date; order_id?: string; user_id?: string | null; amount?: number }): Promise<void> {
       await q.insertEvents(ctx.db, [{ ...event, user_id: event.user_id ?? null }])

@@ -5,13 +5,13 @@ import type { Logger } from '../../core/logging.js'
 import type { Catalog } from '../products/catalog.js'
 import type { SearchBackend } from './backend.js'
 import { createPostgresSearch } from './postgres.js'
-import { searchRoutes } from './routes.js'
+import { searchRoutes, type OnSearch } from './routes.js'
 import type { SearchService } from './service.js'
 import type { Synonyms } from './synonyms.js'
 
 /** /api/search/ and the staff-edited synonym groups. */
-export async function searchApp(app: FastifyInstance, deps: { search: SearchService; synonyms: Synonyms; guards: AuthGuards }): Promise<void> {
-  await app.register(searchRoutes(deps.search, deps.synonyms, deps.guards))
+export async function searchApp(app: FastifyInstance, deps: { search: SearchService; synonyms: Synonyms; guards: AuthGuards; onSearch?: OnSearch }): Promise<void> {
+  await app.register(searchRoutes(deps.search, deps.synonyms, deps.guards, deps.onSearch))
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import type { AuthGuards } from '../../core/auth.js'
+import type { Ctx } from '../../core/context.js'
 import { pageUrl } from '../../core/http/pagination.js'
 import { Problem } from '../../core/http/schemas.js'
 import { IdParams, SearchQuerystring, SearchResultSchema, SynonymBody, SynonymSchema } from './schemas.js'
@@ -10,7 +11,10 @@ import type { Synonyms } from './synonyms.js'
 
 const bearer = [{ bearerAuth: [] }]
 
-export function searchRoutes(search: SearchService, synonyms: Synonyms, guards: AuthGuards): FastifyPluginAsyncTypebox {
+/** Told of every first page of a search the API answered (analytics). */
+export type OnSearch = (ctx: Ctx, query: string, resultCount: number | null) => void
+
+export function searchRoutes(search: SearchService, synonyms: Synonyms, guards: AuthGuards, onSearch?: OnSearch): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.get('/api/search/', {
       schema: {
@@ -23,6 +27,7 @@ export function searchRoutes(search: SearchService, synonyms: Synonyms, guards: 
       },
     }, async (request, reply) => {
       const page = await search.search(request.ctx, request.query)
+      if (onSearch && !request.query.cursor && request.query.q.trim()) onSearch(request.ctx, request.query.q.trim(), page.count)
       const head = { count: page.count, next: pageUrl(request, page.next), previous: pageUrl(request, page.previous) }
       return sendRendered(reply, pageJson(head, page.results, { facets: page.facets, corrections: page.corrections }))
     })
