@@ -25,7 +25,7 @@ export function createAnalyticsService(deps: { recorder: Recorder; retentionDays
     /** Accepts a client's event for the next batch; 422 when it lacks what its type needs, 503 when the buffer is full. */
     ingest(ctx: Ctx, input: IngestInput): void {
       const field = REQUIRED[input.type]
-      if (field && !input[field]) throw new ValidationError(`A ${input.type} event names its ${field}.`, { [field]: ['Required for this type.'] })
+      if (field && !input[field]) throw new ValidationError(`The ${input.type} event needs its ${field}.`, { [field]: ['Required for this type.'] })
       const userId = ctx.actor?.kind === 'user' ? ctx.actor.id : undefined
       const accepted = recorder.record({
         type: input.type,
