@@ -9,7 +9,7 @@ import type { Settings } from '../config/index.js'
 import { deleteInBatches, type Db } from './db/index.js'
 import { outboxEvents } from './events/tables.js'
 import { idempotencyKeys } from './idempotency/tables.js'
-import { defineTask } from './queue/index.js'
+import { defineTask, type JobContext } from './queue/index.js'
 
 export const CLEAN_EXPIRED_TASK = 'core.clean_expired'
 export const OUTBOX_KEEP_DAYS = 7
@@ -22,13 +22,19 @@ export async function cleanExpired(db: Db, settings: Pick<Settings, 'idempotency
   }
 }
 
-export function createCleanExpiredTask(db: Db, settings: Pick<Settings, 'idempotency'>) {
+/**
+ * A periodic cleanup task (no payload): `clean` deletes and answers how many rows per table; the
+ * run is logged when anything went. Every app's nightly cleanup is one of these.
+ */
+export function defineCleanupTask(name: string, clean: (job: JobContext) => Promise<Record<string, number>>) {
   return defineTask({
-    name: CLEAN_EXPIRED_TASK,
+    name,
     schema: Type.Object({}),
     async handler(_payload, job) {
-      const deleted = await cleanExpired(db, settings)
-      if (deleted.idempotency_keys + deleted.outbox_events > 0) job.log.info(deleted, 'expired rows deleted')
+      const deleted = await clean(job)
+      if (Object.values(deleted).some((count) => count > 0)) job.log.info({ deleted }, 'expired rows deleted')
     },
   })
 }
+
+export const createCleanExpiredTask = (db: Db, settings: Pick<Settings, 'idempotency'>) => defineCleanupTask(CLEAN_EXPIRED_TASK, () => cleanExpired(db, settings))

@@ -5,6 +5,7 @@
  */
 import { Type } from 'typebox'
 import { envelopeOf, type EventEnvelope } from '../../core/events/index.js'
+import { defineCleanupTask } from '../../core/housekeeping.js'
 import type { Platform } from '../../core/platform.js'
 import { defineTask } from '../../core/queue/index.js'
 import type { AccountsEvents } from './events.js'
@@ -16,16 +17,7 @@ export const CLEAN_SPENT_TOKENS_TASK = 'accounts.clean_spent_tokens'
 export function registerAccountsTasks(platform: Platform, accounts: AccountsService): void {
   const { settings } = platform
 
-  platform.tasks.register(
-    defineTask({
-      name: CLEAN_SPENT_TOKENS_TASK,
-      schema: Type.Object({}),
-      async handler(_payload, job) {
-        const deleted = await deleteSpentTokens(platform.database.db)
-        if (deleted.refresh_tokens + deleted.one_time_tokens > 0) job.log.info(deleted, 'spent tokens deleted')
-      },
-    }),
-  )
+  platform.tasks.register(defineCleanupTask(CLEAN_SPENT_TOKENS_TASK, () => deleteSpentTokens(platform.database.db)))
 
   platform.tasks.register(
     defineTask({

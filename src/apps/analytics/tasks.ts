@@ -4,6 +4,7 @@
  */
 import { Type } from 'typebox'
 import { envelopeOf, type EventEnvelope } from '../../core/events/index.js'
+import { defineCleanupTask } from '../../core/housekeeping.js'
 import type { Platform } from '../../core/platform.js'
 import { defineTask, type JobContext } from '../../core/queue/index.js'
 import { StatusChangedSchema, type OrdersEvents } from '../orders/events.js'
@@ -54,14 +55,5 @@ export function registerAnalyticsTasks(platform: Platform, deps: { analytics: An
   )
   platform.tasks.subscribe('payment.refunded', 'analytics.record_refund')
 
-  platform.tasks.register(
-    defineTask({
-      name: PRUNE_EVENTS_TASK,
-      schema: Type.Object({}),
-      async handler(_payload, job) {
-        const deleted = await analytics.prune(contextOf(job))
-        if (deleted > 0) job.log.info({ deleted }, 'old analytics events deleted')
-      },
-    }),
-  )
+  platform.tasks.register(defineCleanupTask(PRUNE_EVENTS_TASK, async (job) => ({ analytics_events: await analytics.prune(contextOf(job)) })))
 }

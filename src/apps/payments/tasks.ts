@@ -6,6 +6,7 @@
  */
 import { Type } from 'typebox'
 import { envelopeOf, type EventEnvelope } from '../../core/events/index.js'
+import { defineCleanupTask } from '../../core/housekeeping.js'
 import type { Platform } from '../../core/platform.js'
 import { defineTask, type JobContext } from '../../core/queue/index.js'
 import { StatusChangedSchema, type OrdersEvents } from '../orders/events.js'
@@ -48,16 +49,7 @@ export function registerPaymentsTasks(platform: Platform, payments: PaymentsServ
   )
   platform.tasks.subscribe('order.status_changed', 'payments.after_order_moved')
 
-  platform.tasks.register(
-    defineTask({
-      name: PRUNE_WEBHOOK_EVENTS_TASK,
-      schema: Type.Object({}),
-      async handler(_payload, job) {
-        const deleted = await deleteOldWebhookEvents(platform.database.db, WEBHOOK_INBOX_DAYS)
-        if (deleted > 0) job.log.info({ deleted }, 'old webhook inbox rows deleted')
-      },
-    }),
-  )
+  platform.tasks.register(defineCleanupTask(PRUNE_WEBHOOK_EVENTS_TASK, async () => ({ payment_webhook_events: await deleteOldWebhookEvents(platform.database.db, WEBHOOK_INBOX_DAYS) })))
 
   platform.tasks.register(
     defineTask({

@@ -6,6 +6,7 @@
  */
 import { Type } from 'typebox'
 import { envelopeOf, type EventEnvelope } from '../../core/events/index.js'
+import { defineCleanupTask } from '../../core/housekeeping.js'
 import type { Platform } from '../../core/platform.js'
 import { defineTask, type JobContext } from '../../core/queue/index.js'
 import { SOURCE_EVENTS } from './event-types.js'
@@ -53,14 +54,5 @@ export function registerWebhooksTasks(platform: Platform, webhooks: WebhooksServ
     }),
   )
 
-  platform.tasks.register(
-    defineTask({
-      name: PRUNE_DELIVERIES_TASK,
-      schema: Type.Object({}),
-      async handler(_payload, job) {
-        const deleted = await webhooks.prune(contextOf(job))
-        if (deleted > 0) job.log.info({ deleted }, 'old webhook deliveries pruned')
-      },
-    }),
-  )
+  platform.tasks.register(defineCleanupTask(PRUNE_DELIVERIES_TASK, async (job) => ({ webhook_deliveries: await webhooks.prune(contextOf(job)) })))
 }
