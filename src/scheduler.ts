@@ -7,6 +7,7 @@ import { buildApp } from './app.js'
 import { DEFAULT_SCHEDULE } from './apps/schedule.js'
 import { EXIT_CONFIG, loadProcessSettingsOrExit } from './config/index.js'
 import { schedulerFor } from './core/scheduler/index.js'
+import { exitGracefullyOnSignals } from './core/shutdown.js'
 
 async function main(): Promise<void> {
   // Seeding the demo catalog is the API process's start-up work, not the scheduler's.
@@ -23,30 +24,15 @@ async function main(): Promise<void> {
   // The scheduler's timer is unref'd so it never holds other processes open; this one exists for it.
   const keepAlive = setInterval(() => undefined, 1 << 30)
 
-  let closing = false
-  const shutdown = (signal: string) => {
-    if (closing) return
-    closing = true
-    app.log.info({ signal }, 'scheduler shutting down')
-    const force = setTimeout(() => {
-      app.log.error({ timeout_ms: settings.http.shutdownTimeoutMs }, 'shutdown timed out, exiting')
-      process.exit(1)
-    }, settings.http.shutdownTimeoutMs)
-    force.unref()
-    clearInterval(keepAlive)
-    scheduler
-      .stop()
-      .then(() => app.close())
-      .then(
-        () => process.exit(0),
-        (err: unknown) => {
-          app.log.error({ err }, 'shutdown failed')
-          process.exit(1)
-        },
-      )
-  }
-  process.on('SIGTERM', () => shutdown('SIGTERM'))
-  process.on('SIGINT', () => shutdown('SIGINT'))
+  exitGracefullyOnSignals(app.log, {
+    message: 'scheduler shutting down',
+    forceAfterMs: settings.http.shutdownTimeoutMs,
+    stop: async () => {
+      clearInterval(keepAlive)
+      await scheduler.stop()
+      await app.close()
+    },
+  })
 
   app.log.info({ environment: settings.environment, database: app.platform.database.kind, queue: app.platform.queue.backend, schedule: DEFAULT_SCHEDULE.length }, 'scheduler started')
   scheduler.start()

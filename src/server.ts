@@ -1,31 +1,13 @@
 /** Entry point of the API process: load settings, build the app, listen, shut down gracefully. */
 import { buildApp } from './app.js'
 import { loadProcessSettingsOrExit } from './config/index.js'
+import { exitGracefullyOnSignals } from './core/shutdown.js'
 
 async function main(): Promise<void> {
   const settings = loadProcessSettingsOrExit()
 
   const app = await buildApp(settings)
-  let closing = false
-  const shutdown = (signal: string) => {
-    if (closing) return
-    closing = true
-    app.log.info({ signal }, 'shutting down: finishing in-flight requests')
-    const force = setTimeout(() => {
-      app.log.error({ timeout_ms: settings.http.shutdownTimeoutMs }, 'shutdown timed out, exiting')
-      process.exit(1)
-    }, settings.http.shutdownTimeoutMs)
-    force.unref()
-    app.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        app.log.error({ err }, 'shutdown failed')
-        process.exit(1)
-      },
-    )
-  }
-  process.on('SIGTERM', () => shutdown('SIGTERM'))
-  process.on('SIGINT', () => shutdown('SIGINT'))
+  exitGracefullyOnSignals(app.log, { message: 'shutting down: finishing in-flight requests', forceAfterMs: settings.http.shutdownTimeoutMs, stop: () => app.close() })
 
   await app.listen({ host: settings.http.host, port: settings.http.port })
   app.log.info(

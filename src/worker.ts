@@ -13,6 +13,7 @@ import { EXIT_CONFIG, loadProcessSettingsOrExit, type Settings } from './config/
 import { queuePrefixOf, recordTaskRun } from './core/platform.js'
 import { startWorkers } from './core/queue/bullmq.js'
 import { parseQueueNames, type QueueName } from './core/queue/routing.js'
+import { exitGracefullyOnSignals } from './core/shutdown.js'
 
 const EX_USAGE = 64
 
@@ -51,28 +52,17 @@ async function main(): Promise<void> {
 
   const metricsServer = serveMetrics(settings, platform.metrics.registry)
 
-  let closing = false
-  const shutdown = (signal: string) => {
-    if (closing) return
-    closing = true
-    platform.log.info({ signal }, 'worker shutting down: finishing running jobs')
-    const budget = settings.http.shutdownTimeoutMs
-    const force = setTimeout(() => process.exit(1), budget + 2_000)
-    force.unref()
-    metricsServer?.close()
-    workers
-      .close(Math.floor(budget * 0.8))
-      .then(() => app.close())
-      .then(
-        () => process.exit(0),
-        (err: unknown) => {
-          platform.log.error({ err }, 'worker shutdown failed')
-          process.exit(1)
-        },
-      )
-  }
-  process.on('SIGTERM', () => shutdown('SIGTERM'))
-  process.on('SIGINT', () => shutdown('SIGINT'))
+  const budget = settings.http.shutdownTimeoutMs
+  exitGracefullyOnSignals(platform.log, {
+    message: 'worker shutting down: finishing running jobs',
+    // Running jobs get most of the budget; what is left closes the pools.
+    forceAfterMs: budget + 2_000,
+    stop: async () => {
+      metricsServer?.close()
+      await workers.close(Math.floor(budget * 0.8))
+      await app.close()
+    },
+  })
 }
 
 /**
