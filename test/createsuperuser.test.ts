@@ -10,10 +10,9 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { users } from '../src/apps/accounts/tables.js'
 import { verifyPassword } from '../src/apps/accounts/passwords.js'
-import { envNames } from '../src/config/env.js'
 import { projectRoot } from '../src/config/index.js'
 import { createPglite } from '../src/core/db/index.js'
-import { NODE, tsArgs } from './run-ts.js'
+import { isolatedEnv, NODE, tsArgs } from './run-ts.js'
 
 const STRONG = 'correct-horse-battery-staple-42'
 const FLAG_EMAIL = 'a@example.com'
@@ -52,16 +51,13 @@ afterAll(async () => {
  * nor a developer's `.env` reaches the process: the database is the PGlite directory.
  */
 function manage(args: string[], vars: Record<string, string> = {}): Promise<Run> {
-  const keep = ['PATH', 'HOME', 'LANG', 'TMPDIR', 'TZ']
-  const env = {
-    ...Object.fromEntries(keep.filter((name) => process.env[name]).map((name) => [name, process.env[name]])),
-    ...Object.fromEntries(envNames.map((name) => [name, ''])),
+  const env = isolatedEnv({
     PGLITE_DATA_DIR: dataDir,
     MEDIA_ROOT: join(scratch, 'media'),
     STATIC_ROOT: join(scratch, 'static'),
     EMAIL_FILE_PATH: join(scratch, 'emails'),
     ...vars,
-  }
+  })
   return new Promise((resolve, reject) => {
     // detached: its own process group, so cleanup reaches tsx's child node process too.
     const child = spawn(NODE, tsArgs('src/manage.ts', args), { cwd: projectRoot, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })

@@ -2,39 +2,16 @@
  * `manage service_token` as an operator runs it: `tsx src/manage.ts` in a process of its own, with
  * only the variables given here (none of the suite's or a developer's `.env`).
  */
-import { execFile } from 'node:child_process'
 import { generateKeyPairSync } from 'node:crypto'
 import { describe, it } from 'vitest'
 import { decodeProtectedHeader } from 'jose'
-import { envNames } from '../src/config/env.js'
-import { loadSettings, projectRoot } from '../src/config/index.js'
+import { loadSettings } from '../src/config/index.js'
 import { createServiceTokenManager } from '../src/core/service-auth/index.js'
-import { NODE, tsArgs } from './run-ts.js'
+import { runManage } from './run-ts.js'
 
 const GATEWAY_SECRET = 'gateway-secret-for-the-manage-command-0123'
 
-interface Run {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
-/** Every known variable blank (blank means unset), so only `vars` configure the process. */
-function manage(args: string[], vars: Record<string, string> = {}): Promise<Run> {
-  const keep = ['PATH', 'HOME', 'LANG', 'TMPDIR', 'TZ']
-  const env = {
-    ...Object.fromEntries(keep.filter((name) => process.env[name]).map((name) => [name, process.env[name]])),
-    ...Object.fromEntries(envNames.map((name) => [name, ''])),
-    ...vars,
-  }
-  return new Promise((resolve) => {
-    // The timeout bounds a hung process; the command itself exits on its own.
-    execFile(NODE, tsArgs('src/manage.ts', ['service_token', ...args]), { cwd: projectRoot, env, timeout: 25_000 }, (error, stdout, stderr) => {
-      const code = error ? (typeof error.code === 'number' ? error.code : null) : 0
-      resolve({ code, stdout, stderr })
-    })
-  })
-}
+const manage = (args: string[], vars: Record<string, string> = {}) => runManage(['service_token', ...args], vars)
 
 describe.concurrent('manage service_token', () => {
   it('prints one token that verifies as api-gateway when its secret is set', async ({ expect }) => {

@@ -3,36 +3,21 @@
  * suite's Redis: a job that used up its attempts is listed with its error, and retrying it puts
  * it back in its queue.
  */
-import { execFile } from 'node:child_process'
 import { Type } from 'typebox'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { envNames } from '../src/config/env.js'
-import { projectRoot } from '../src/config/index.js'
 import { createLogger } from '../src/core/logging.js'
 import { createBullmqQueue, startWorkers, type RunningWorkers } from '../src/core/queue/bullmq.js'
 import { defineTask, TaskRegistry } from '../src/core/queue/index.js'
 import { QUEUE_NAMES } from '../src/core/queue/routing.js'
 import { uniqueName } from './database.js'
-import { NODE, tsArgs } from './run-ts.js'
+import { runManage } from './run-ts.js'
 
 const redisUrl = process.env.REDIS_URL ?? ''
 const keyPrefix = `${uniqueName('tasks')}:`
 const log = createLogger({ log: { level: 'silent', pretty: false } })
 const defaults = { backoffMs: 1, defaultAttempts: 2, defaultTimeoutMs: 5_000 }
 
-function manage(args: string[], vars: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const keep = ['PATH', 'HOME', 'LANG', 'TMPDIR', 'TZ']
-  const env = {
-    ...Object.fromEntries(keep.filter((name) => process.env[name]).map((name) => [name, process.env[name]])),
-    ...Object.fromEntries(envNames.map((name) => [name, ''])),
-    ...vars,
-  }
-  return new Promise((resolve) => {
-    execFile(NODE, tsArgs('src/manage.ts', ['tasks', ...args]), { cwd: projectRoot, env, timeout: 25_000 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : null) : 0, stdout, stderr })
-    })
-  })
-}
+const manage = (args: string[], vars: Record<string, string> = {}) => runManage(['tasks', ...args], vars)
 
 it('without a broker explains where failed jobs are, and exits 2', async () => {
   const run = await manage(['failed'], {})

@@ -10,12 +10,11 @@ import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { envNames } from '../src/config/env.js'
 import { projectRoot } from '../src/config/index.js'
 import { dropDatabase, testServerUrl, uniqueName, urlFor, withAdmin } from './database.js'
 import { createTestApp, suiteRedisUrl, usesPostgres, type TestApp } from './harness.js'
 import { REQUIRED_IN_PRODUCTION } from './production-env.js'
-import { NODE, tsArgs } from './run-ts.js'
+import { isolatedEnv, NODE, tsArgs } from './run-ts.js'
 
 // A bound on waiting, not a speed target: a loaded CI machine boots PGlite and tsx slowly.
 const READY_WITHIN_MS = 30_000
@@ -54,17 +53,14 @@ interface Proc {
  * suite's DATABASE_URL/REDIS_URL nor a developer's `.env` reaches the process (blank means unset).
  */
 function processEnv(dir: string, vars: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const keep = ['PATH', 'HOME', 'LANG', 'TMPDIR', 'TZ']
-  return {
-    ...Object.fromEntries(keep.filter((name) => process.env[name]).map((name) => [name, process.env[name]])),
-    ...Object.fromEntries(envNames.map((name) => [name, ''])),
+  return isolatedEnv({
     HOST: '127.0.0.1',
     PGLITE_DATA_DIR: join(dir, 'pglite'),
     MEDIA_ROOT: join(dir, 'media'),
     STATIC_ROOT: join(dir, 'static'),
     EMAIL_FILE_PATH: join(dir, 'emails'),
     ...vars,
-  }
+  })
 }
 
 async function workDir(name: string): Promise<string> {

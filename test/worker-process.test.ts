@@ -17,7 +17,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { seedPricingDefaults } from '../src/apps/cart/pricing-queries.js'
 import type { OrderDto } from '../src/apps/orders/service.js'
 import type { PaymentDto } from '../src/apps/payments/service.js'
-import { envNames } from '../src/config/env.js'
 import { loadSettings, projectRoot } from '../src/config/index.js'
 import { createMailer, createSendEmailTask } from '../src/core/email.js'
 import { createLogger } from '../src/core/logging.js'
@@ -29,7 +28,7 @@ import { dropDatabase, testServerUrl, uniqueName, urlFor, withAdmin } from './da
 import { factories } from './factories.js'
 import { createTestApp, suiteRedisUrl, usesPostgres, type TestApp } from './harness.js'
 import { ADDRESS, cartWith } from './shopping.js'
-import { NODE, tsArgs } from './run-ts.js'
+import { isolatedEnv, NODE, tsArgs } from './run-ts.js'
 
 const SHUTDOWN_TIMEOUT_SECONDS = 5
 const log = createLogger({ log: { level: 'silent', pretty: false } })
@@ -92,13 +91,10 @@ function start(command: string, args: string[], options: { env: NodeJS.ProcessEn
  * blank, so neither the suite's DATABASE_URL/REDIS_URL nor a developer's `.env` reaches it.
  */
 function worker(args: string[], vars: Record<string, string>): Proc {
-  const keep = ['PATH', 'HOME', 'LANG', 'TMPDIR', 'TZ']
-  const env = {
-    ...Object.fromEntries(keep.filter((name) => process.env[name]).map((name) => [name, process.env[name]])),
-    ...Object.fromEntries(envNames.map((name) => [name, ''])),
+  const env = isolatedEnv({
     LOG_FORMAT: 'json',
     ...vars,
-  }
+  })
   return start(NODE, tsArgs('src/worker.ts', args), { env })
 }
 

@@ -15,7 +15,6 @@ import { Type } from 'typebox'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { dropDatabase, testServerUrl, uniqueName, urlFor, withAdmin } from '../../../test/database.js'
 import { createTestApp, usesPostgres, type TestApp } from '../../../test/harness.js'
-import { envNames } from '../../config/env.js'
 import { projectRoot } from '../../config/index.js'
 import { createDatabase, rowsOf, type Database } from '../db/index.js'
 import { createLogger } from '../logging.js'
@@ -32,7 +31,7 @@ import {
   type Scheduler,
   type SchedulerOptions,
 } from './index.js'
-import { NODE, tsArgs } from '../../../test/run-ts.js'
+import { isolatedEnv, NODE, tsArgs } from '../../../test/run-ts.js'
 
 const T0 = new Date('2030-01-01T00:00:00.000Z')
 /** T0 plus some seconds: the simulated clock. */
@@ -434,10 +433,7 @@ describe('npm run beat and manage periodic (real processes)', () => {
   }
 
   function env(): NodeJS.ProcessEnv {
-    const keep = ['PATH', 'HOME', 'LANG', 'TMPDIR', 'TZ']
-    return {
-      ...Object.fromEntries(keep.filter((name) => process.env[name]).map((name) => [name, process.env[name]])),
-      ...Object.fromEntries(envNames.map((name) => [name, ''])),
+    return isolatedEnv({
       LOG_FORMAT: 'json',
       MEDIA_ROOT: join(scratch, 'media'),
       STATIC_ROOT: join(scratch, 'static'),
@@ -445,7 +441,7 @@ describe('npm run beat and manage periodic (real processes)', () => {
       ...databaseEnv,
       // beat schedules onto the broker; without one the API process keeps the schedule.
       ...(broker ? { CELERY_BROKER_URL: broker, CACHE_KEY_PREFIX: `${databaseName}:` } : {}),
-    }
+    })
   }
 
   /** A process in a group of its own; `said(msg)` resolves at the first JSON log line with that message. */
