@@ -81,7 +81,7 @@ export async function registerApps(app: FastifyInstance, platform: Platform): Pr
     publicUrl: settings.http.publicUrl,
   })
   registerMarketingTask(platform, marketing)
-  const { analytics, recorder: analyticsRecorder } = createAnalytics(platform, products)
+  const { analytics, recorder: analyticsRecorder } = createAnalytics(platform, { products, orders, payments })
   registerAnalyticsTasks(platform, { analytics, orders })
   const checkout = createCheckout({
     orders,
@@ -128,7 +128,7 @@ export async function registerApps(app: FastifyInstance, platform: Platform): Pr
   await paymentsApp(app, { payments, guards, webhookSecret: settings.stripe.webhookSecret })
   await webhooksApp(app, { webhooks, guards })
   await notificationsApp(app, { notifications, marketing, guards })
-  await analyticsApp(app, platform, { analytics, recorder: analyticsRecorder })
+  await analyticsApp(app, platform, { analytics, recorder: analyticsRecorder, guards })
   await internalApp(app, platform, { serviceTokens, users: accounts })
   // Without a broker this process keeps the periodic schedule itself (on PostgreSQL one API process
   // leads); with CELERY_BROKER_URL `npm run beat` does.

@@ -23,11 +23,12 @@ describe('DEFAULT_SCHEDULE', () => {
     expect(DEFAULT_SCHEDULE.filter((entry) => !registered.includes(entry.task))).toEqual([])
   })
 
-  it('is the expiries, the payments reconciliation, the webhook sweep and the nightly cleanups, on schedules the table accepts', async () => {
+  it('is the expiries, the payments reconciliation, the webhook sweep, the analytics rollup and the nightly cleanups, on schedules the table accepts', async () => {
     const db = t.app.platform.database.db
     expect((await ensureDefaultSchedule(db, DEFAULT_SCHEDULE)).sort()).toEqual([
       'accounts.clean_spent_tokens',
       'analytics.prune_events',
+      'analytics.rollup',
       'cart.expire_carts',
       'core.clean_expired',
       'orders.expire_reservations',
@@ -39,6 +40,7 @@ describe('DEFAULT_SCHEDULE', () => {
     expect((await listPeriodicTasks(db)).map((row) => [row.name, row.task, row.every_seconds, row.cron, row.enabled])).toEqual([
       ['accounts.clean_spent_tokens', 'accounts.clean_spent_tokens', null, '20 3 * * *', true],
       ['analytics.prune_events', 'analytics.prune_events', null, '50 3 * * *', true],
+      ['analytics.rollup', 'analytics.rollup', 900, null, true],
       ['cart.expire_carts', 'cart.expire_carts', 3_600, null, true],
       ['core.clean_expired', 'core.clean_expired', null, '10 3 * * *', true],
       ['orders.expire_reservations', 'orders.expire_reservations', 60, null, true],

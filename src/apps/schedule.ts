@@ -15,6 +15,9 @@ export const DEFAULT_SCHEDULE: readonly ScheduleEntry[] = [
   { name: 'payments.reconcile', task: 'payments.reconcile', every_seconds: 300 },
   // Outgoing webhooks whose retry is due and whose delayed job was lost (a restart) are sent.
   { name: 'webhooks.deliver_due', task: 'webhooks.deliver_due', every_seconds: 60 },
+  // Yesterday's analytics (and any day not rolled up yet) into the daily tables the reports read.
+  // Every 15 minutes: after midnight in any TIME_ZONE the day is rolled up soon, and a run with nothing new is cheap.
+  { name: 'analytics.rollup', task: 'analytics.rollup', every_seconds: 900 },
   // Cleanups run daily at night (UTC), one after the other.
   // Idempotency keys past IDEMPOTENCY_TTL_HOURS, outbox events delivered a week ago.
   { name: 'core.clean_expired', task: 'core.clean_expired', cron: '10 3 * * *' },

@@ -30,6 +30,8 @@ export interface Settings {
     flushMs: number
     /** Beyond this many unwritten events ingestion answers 503. */
     maxBuffered: number
+    /** The dashboard's low-stock list: available units at or below this. */
+    lowStockThreshold: number
   }
   commerce: {
     pricesIncludeTax: boolean

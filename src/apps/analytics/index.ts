@@ -1,8 +1,11 @@
 import type { FastifyInstance } from 'fastify'
 import type { Platform } from '../../core/platform.js'
+import type { AuthGuards } from '../../core/auth.js'
+import type { OrdersService } from '../orders/service.js'
+import type { PaymentsService } from '../payments/service.js'
 import type { ProductsService } from '../products/service.js'
 import { createRecorder, type Recorder } from './recorder.js'
-import { analyticsRoutes } from './routes.js'
+import { analyticsRoutes, reportRoutes } from './routes.js'
 import { createAnalyticsService, type AnalyticsService } from './service.js'
 
 declare module 'fastify' {
@@ -13,20 +16,23 @@ declare module 'fastify' {
 }
 
 /** The analytics service with its ingestion buffer, written every ANALYTICS flush and at close. */
-export function createAnalytics(platform: Platform, products: ProductsService): { analytics: AnalyticsService; recorder: Recorder } {
-  const { analytics: config } = platform.settings
+export function createAnalytics(platform: Platform, deps: { products: ProductsService; orders: OrdersService; payments: PaymentsService }): { analytics: AnalyticsService; recorder: Recorder } {
+  const { products } = deps
+  const { analytics: config, timeZone, currency } = platform.settings
   const recorder = createRecorder(
     { context: () => platform.context(), productIdsBySlug: (ctx, slugs) => products.productIdsBySlug(ctx, slugs), log: platform.log },
     { batchSize: config.batchSize, flushMs: config.flushMs, maxBuffered: config.maxBuffered },
   )
-  return { analytics: createAnalyticsService({ recorder, retentionDays: config.retentionDays }), recorder }
+  const analytics = createAnalyticsService({ ...deps, recorder, retentionDays: config.retentionDays, timeZone, currency, lowStockThreshold: config.lowStockThreshold })
+  return { analytics, recorder }
 }
 
-/** /api/analytics/: event ingestion. */
-export async function analyticsApp(app: FastifyInstance, platform: Platform, deps: { analytics: AnalyticsService; recorder: Recorder }): Promise<void> {
+/** /api/analytics/: event ingestion, and the staff dashboard and sales report. */
+export async function analyticsApp(app: FastifyInstance, platform: Platform, deps: { analytics: AnalyticsService; recorder: Recorder; guards: AuthGuards }): Promise<void> {
   app.decorate('analyticsRecorder', deps.recorder)
   deps.recorder.start()
   // Written before the database closes (onClose hooks of the app run before the platform's).
   app.addHook('onClose', () => deps.recorder.stop())
   await app.register(analyticsRoutes(deps.analytics, platform.settings))
+  await app.register(reportRoutes(deps.analytics, deps.guards))
 }

@@ -1,12 +1,14 @@
 /**
  * Analytics: events from shoppers' clients (buffered, see recorder.ts) and from the server's own
- * domain events (orders placed and paid, refunds: written at once, once per source event).
- * Reads products (slugs) and orders through their services.
+ * domain events (orders placed and paid, refunds: written at once, once per source event); and
+ * the staff reports built from them and from sales (reports.ts). Reads products, orders and
+ * payments through their services.
  */
 import type { Ctx } from '../../core/context.js'
 import { DependencyUnavailableError, ValidationError } from '../../core/errors.js'
 import * as q from './queries.js'
 import type { Recorder } from './recorder.js'
+import { createReports, type ReportDeps } from './reports.js'
 import type { AnalyticsEventType } from './tables.js'
 
 export interface IngestInput {
@@ -19,9 +21,12 @@ export interface IngestInput {
 /** What each client event must name. */
 const REQUIRED: Partial<Record<AnalyticsEventType, keyof IngestInput>> = { product_view: 'product', add_to_cart: 'product', search: 'query' }
 
-export function createAnalyticsService(deps: { recorder: Recorder; retentionDays: number }) {
+export function createAnalyticsService(deps: { recorder: Recorder; retentionDays: number } & ReportDeps) {
   const { recorder } = deps
   return {
+    /** The dashboard, the sales report and the daily rollup (reports.ts). */
+    ...createReports(deps),
+
     /** Accepts a client's event for the next batch; 422 when it lacks what its type needs, 503 when the buffer is full. */
     ingest(ctx: Ctx, input: IngestInput): void {
       const field = REQUIRED[input.type]

@@ -1,6 +1,7 @@
 /**
  * Server-side analytics from the domain events, written once per event (its id is kept): an order
- * placed (with its total), paid, and each refund; and the nightly pruning of old raw events.
+ * placed (with its total), paid, and each refund; the daily rollup; and the nightly pruning of
+ * old raw events.
  */
 import { Type } from 'typebox'
 import { envelopeOf, type EventEnvelope } from '../../core/events/index.js'
@@ -13,6 +14,7 @@ import type { PaymentsEvents } from '../payments/events.js'
 import type { AnalyticsService } from './service.js'
 
 export const PRUNE_EVENTS_TASK = 'analytics.prune_events'
+export const ROLLUP_TASK = 'analytics.rollup'
 
 export function registerAnalyticsTasks(platform: Platform, deps: { analytics: AnalyticsService; orders: OrdersService }): void {
   const { analytics, orders } = deps
@@ -54,6 +56,17 @@ export function registerAnalyticsTasks(platform: Platform, deps: { analytics: An
     }),
   )
   platform.tasks.subscribe('payment.refunded', 'analytics.record_refund')
+
+  platform.tasks.register(
+    defineTask({
+      name: ROLLUP_TASK,
+      schema: Type.Object({ from: Type.Optional(Type.String({ description: 'rewrite from this day on (YYYY-MM-DD)' })) }),
+      async handler(payload: { from?: string }, job) {
+        const rolled = await analytics.rollup(contextOf(job), payload.from ? { from: payload.from } : {})
+        if (rolled) job.log.info(rolled, 'analytics rolled up')
+      },
+    }),
+  )
 
   platform.tasks.register(defineCleanupTask(PRUNE_EVENTS_TASK, async (job) => ({ analytics_events: await analytics.prune(contextOf(job)) })))
 }

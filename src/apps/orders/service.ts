@@ -10,6 +10,7 @@
  */
 import { isStaff } from '../../core/auth.js'
 import type { Actor, Ctx } from '../../core/context.js'
+import type { DayRange } from '../../core/db/days.js'
 import { AppError, ForbiddenError, NotFoundError, ValidationError } from '../../core/errors.js'
 import { decodeCursor, encodeCursor } from '../../core/http/pagination.js'
 import type { ProductsService } from '../products/service.js'
@@ -17,6 +18,7 @@ import { IllegalTransitionError } from './errors.js'
 import type { OrdersEvents } from './events.js'
 import { newOrderNumber } from './numbers.js'
 import * as q from './queries.js'
+import * as sales from './sales-queries.js'
 import type { OrderEventRow, OrderItemRow, OrderRow } from './queries.js'
 import { canMove, CUSTOMER_CANCELLABLE, nextStatuses } from './state.js'
 import type { Address, orderItems, OrderStatus } from './tables.js'
@@ -87,6 +89,11 @@ export interface OrderPaymentSummary extends OrderPaymentDto {
 export type PaymentSummaries = (ctx: Ctx, orderIds: string[]) => Promise<Map<string, OrderPaymentSummary>>
 
 /** The order as the payments app sees it, locked in its transaction. */
+export interface SalesByDay {
+  days: Array<{ day: string; orders: number; revenue: number }>
+  products: Array<{ day: string; product_id: string; units: number; revenue: number }>
+}
+
 export interface PayableOrder {
   id: string
   number: string
@@ -298,6 +305,21 @@ export function createOrdersService(deps: { products: ProductsService; coupons: 
       if (!owner) throw new NotFoundError('Order', number)
       return order
     },
+
+    /**
+     * Sales per shop day of the range (for analytics): the orders first paid that day, their
+     * totals, and per product the units and line totals.
+     */
+    async salesByDay(ctx: Ctx, range: DayRange): Promise<SalesByDay> {
+      const [days, products] = await Promise.all([sales.paidOrdersByDay(ctx.db, range), sales.paidUnitsByProductDay(ctx.db, range)])
+      return { days, products }
+    },
+
+    /** When the first order was paid; null before any. */
+    firstSaleAt: (ctx: Ctx): Promise<Date | null> => sales.firstPaidAt(ctx.db),
+
+    /** Each line of these orders with its total and the order's (to share a refund among products). */
+    lineTotals: (ctx: Ctx, orderIds: string[]) => sales.lineTotals(ctx.db, orderIds),
 
     /** The order by id (for the payments app); undefined when there is none. */
     async findForPayment(ctx: Ctx, orderId: string): Promise<PayableOrder | undefined> {

@@ -1,6 +1,7 @@
 /** Drizzle queries of the payments app: one statement each. */
 import { and, asc, desc, eq, inArray, lt, sql } from 'drizzle-orm'
-import { deleteInBatches, type Db } from '../../core/db/index.js'
+import { deleteInBatches, rowsOf, type Db } from '../../core/db/index.js'
+import { dayBounds, localDay, type DayRange } from '../../core/db/days.js'
 import { payments, refunds, webhookEvents, type PaymentStatus, type RefundStatus } from './tables.js'
 
 export type PaymentRow = typeof payments.$inferSelect
@@ -94,6 +95,17 @@ export async function setRefundRef(db: Db, id: string, providerRef: string): Pro
 /** Refunds still pending since before `olderThan` (their execution was interrupted or is awaited). */
 export async function stalePendingRefunds(db: Db, olderThan: Date, limit: number): Promise<RefundRow[]> {
   return db.select().from(refunds).where(and(eq(refunds.status, 'pending'), lt(refunds.updated_at, olderThan))).orderBy(asc(refunds.created_at)).limit(limit)
+}
+
+/** Money refunded per shop day (the day each refund succeeded) and order. */
+export async function refundsByDay(db: Db, range: DayRange): Promise<Array<{ day: string; order_id: string; amount: number }>> {
+  const { start, end } = dayBounds(range)
+  const result = await db.execute(sql`
+    SELECT ${localDay(sql`r.updated_at`, range.timeZone)} AS day, p.order_id, sum(r.amount)::bigint AS amount
+    FROM payment_refunds r JOIN payments p ON p.id = r.payment_id
+    WHERE r.status = 'succeeded' AND r.updated_at >= ${start} AND r.updated_at < ${end}
+    GROUP BY 1, 2`)
+  return rowsOf<{ day: string; order_id: string; amount: string }>(result).map((row) => ({ ...row, amount: Number(row.amount) }))
 }
 
 /** The sum of a payment's succeeded refunds. */

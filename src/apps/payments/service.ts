@@ -10,6 +10,7 @@
  */
 import { isStaff } from '../../core/auth.js'
 import type { Ctx } from '../../core/context.js'
+import type { DayRange } from '../../core/db/days.js'
 import { NotFoundError } from '../../core/errors.js'
 import type { OrderPaymentSummary, OrdersService, PayableOrder } from '../orders/service.js'
 import { ConfirmUnavailableError, FullyRefundedError, NotCapturedError, OrderNotPayableError, RefundTooLargeError } from './errors.js'
@@ -293,6 +294,9 @@ export function createPaymentsService(deps: { provider: PaymentProvider; orders:
     provider: provider.name,
 
     /** `POST /api/payments/`: the customer's order's payment, created when none is usable. */
+    /** For analytics: money refunded per shop day (the day it succeeded) and order. */
+    refundsByDay: (ctx: Ctx, range: DayRange) => q.refundsByDay(ctx.db, range),
+
     async paymentForOrder(ctx: Ctx, number: string, access: { email?: string } = {}): Promise<PaymentDto> {
       const order = await orders.payableBy(ctx, number, access)
       const payment = await ensurePayment(ctx, order)

@@ -63,6 +63,8 @@ export const refunds = pgTable(
   (table) => [
     index('payment_refunds_payment_idx').on(table.payment_id, table.created_at),
     index('payment_refunds_pending_idx').on(table.created_at).where(sql`${table.status} = 'pending'`),
+    // A succeeded refund is never updated again: its updated_at is when it succeeded (sales figures).
+    index('payment_refunds_succeeded_idx').on(table.updated_at).where(sql`${table.status} = 'succeeded'`),
     check('payment_refunds_amount_check', sql`${table.amount} > 0`),
   ],
 )

@@ -1,5 +1,5 @@
 /** Drizzle queries of the products app (inventory so far): one statement each. */
-import { and, asc, eq, inArray, sql } from 'drizzle-orm'
+import { and, asc, eq, inArray, isNull, sql } from 'drizzle-orm'
 import { isUniqueViolation, type Db } from '../../core/db/index.js'
 import { AlreadyReservedError } from './errors.js'
 import { products, reservations, stockLevels, stockMovements, variants } from './tables.js'
@@ -131,6 +131,25 @@ export async function variantsForSale(db: Db, by: { ids: string[] } | { skus: st
     .innerJoin(products, eq(products.id, variants.product_id))
     .leftJoin(stockLevels, eq(stockLevels.variant_id, variants.id))
     .where('ids' in by ? inArray(variants.id, keys) : inArray(variants.sku, keys))
+}
+
+/** Variants for sale with `threshold` or fewer units available (never stocked: none), fewest first. */
+export async function lowStock(db: Db, threshold: number, limit: number) {
+  const available = sql<number>`coalesce(${stockLevels.on_hand} - ${stockLevels.reserved}, 0)`
+  return db
+    .select({ product_id: products.id, product_name: products.name, slug: products.slug, variant_id: variants.id, sku: variants.sku, variant_name: variants.name, on_hand: sql<number>`coalesce(${stockLevels.on_hand}, 0)`, available })
+    .from(variants)
+    .innerJoin(products, eq(products.id, variants.product_id))
+    .leftJoin(stockLevels, eq(stockLevels.variant_id, variants.id))
+    .where(and(eq(variants.is_active, true), eq(products.is_active, true), isNull(products.deleted_at), sql`${available} <= ${threshold}`))
+    .orderBy(available, asc(variants.sku))
+    .limit(limit)
+}
+
+/** Names and slugs by id, deleted products included (figures outlive them). */
+export async function findProductNames(db: Db, ids: string[]): Promise<Array<{ id: string; slug: string; name: string }>> {
+  if (ids.length === 0) return []
+  return db.select({ id: products.id, slug: products.slug, name: products.name }).from(products).where(inArray(products.id, ids))
 }
 
 export async function findProductIdsBySlug(db: Db, slugs: string[]): Promise<Array<{ id: string; slug: string }>> {

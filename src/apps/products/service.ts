@@ -27,6 +27,17 @@ export interface ReservationLine {
 
 export type VariantForSale = q.VariantForSaleRow
 
+export interface LowStockDto {
+  product_id: string
+  product_name: string
+  slug: string
+  variant_id: string
+  sku: string
+  variant_name: string
+  on_hand: number
+  available: number
+}
+
 export type StockChange = { quantity: number; reason?: string } | { delta: number; reason: string }
 
 /** Who is acting, for the stock ledger. */
@@ -138,6 +149,16 @@ export function createProductsService(deps: { cache: CatalogCache }) {
      */
     async variantsForSale(ctx: Ctx, by: { ids: string[] } | { skus: string[] }): Promise<VariantForSale[]> {
       return q.variantsForSale(ctx.db, by)
+    },
+
+    /** Variants for sale with `threshold` or fewer units available, fewest first (the analytics dashboard). */
+    async lowStock(ctx: Ctx, options: { threshold: number; limit: number }): Promise<LowStockDto[]> {
+      return q.lowStock(ctx.db, options.threshold, options.limit)
+    },
+
+    /** Names and slugs by product id, deleted products included; unknown ids are absent. */
+    async productNames(ctx: Ctx, ids: string[]): Promise<Map<string, { slug: string; name: string }>> {
+      return new Map((await q.findProductNames(ctx.db, ids)).map((row) => [row.id, { slug: row.slug, name: row.name }]))
     },
 
     /** Product ids by slug (analytics names products by slug); unknown slugs are absent. */

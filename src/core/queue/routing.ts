@@ -41,6 +41,7 @@ export const TASK_ROUTES: Readonly<Record<string, TaskRoute>> = {
   'analytics.record_order_placed': { queue: 'low' },
   'analytics.record_order_paid': { queue: 'low' },
   'analytics.record_refund': { queue: 'low' },
+  'analytics.rollup': { queue: 'low', attempts: 3, timeoutMs: 10 * 60_000 },
   'analytics.prune_events': { queue: 'low', attempts: 3, timeoutMs: 10 * 60_000 },
   'webhooks.prune_deliveries': { queue: 'low', attempts: 3, timeoutMs: 10 * 60_000 },
   'core.clean_expired': { queue: 'low', attempts: 3, timeoutMs: 10 * 60_000 },
