@@ -5,8 +5,9 @@
  * service), the coupon given back for unpaid cancellations, and `order.status_changed` in the
  * outbox (payments refunds a cancelled paid order from it).
  *
- * Other apps use `get`, `transition`, `expireReservations`, at checkout `create`, and the payments
- * app `lockForPayment`, `settlePayment`, `recordRefund` and `note` inside its transactions.
+ * Other apps use `get`, `transition`, `expireReservations`, at checkout `create`, the payments
+ * app `lockForPayment`, `settlePayment`, `recordRefund` and `note` inside its transactions, and
+ * analytics `salesByDay`, `firstSaleAt` and `lineTotals`.
  */
 import { isStaff } from '../../core/auth.js'
 import type { Actor, Ctx } from '../../core/context.js'
@@ -88,12 +89,13 @@ export interface OrderPaymentSummary extends OrderPaymentDto {
 }
 export type PaymentSummaries = (ctx: Ctx, orderIds: string[]) => Promise<Map<string, OrderPaymentSummary>>
 
-/** The order as the payments app sees it, locked in its transaction. */
+/** Orders first paid per shop day, for analytics (sales-queries.ts). */
 export interface SalesByDay {
   days: Array<{ day: string; orders: number; revenue: number }>
   products: Array<{ day: string; product_id: string; units: number; revenue: number }>
 }
 
+/** The order as the payments app sees it, locked in its transaction. */
 export interface PayableOrder {
   id: string
   number: string
