@@ -1,5 +1,5 @@
 /** Queries behind the reports: raw events counted per shop day, and the daily rollup tables. */
-import { and, between, desc, inArray, max, min, sql } from 'drizzle-orm'
+import { between, max, min, sql } from 'drizzle-orm'
 import { rowsOf, type Db } from '../../core/db/index.js'
 import { dayBounds, localDay, type DayRange } from '../../core/db/days.js'
 import type { DayFigures, ProductFigures, RangeFigures, SearchFigures } from './figures.js'
@@ -53,10 +53,13 @@ export async function firstEventAt(db: Db): Promise<Date | null> {
   return row?.at ?? null
 }
 
-/** The newest day rolled up; null before the first rollup. */
-export async function lastRolledUpDay(db: Db): Promise<string | null> {
-  const [row] = await db.select({ day: max(dailyTotals.day) }).from(dailyTotals)
-  return row?.day ?? null
+/**
+ * How far the rollup has come (the newest day rolled up; null before the first run) and a version
+ * that changes whenever it writes (its newest write).
+ */
+export async function rollupState(db: Db): Promise<{ through: string | null; version: string | null }> {
+  const [row] = await db.select({ through: max(dailyTotals.day), version: sql<string | null>`max(${dailyTotals.rolled_up_at})::text` }).from(dailyTotals)
+  return { through: row?.through ?? null, version: row?.version ?? null }
 }
 
 const ROWS_PER_INSERT = 5_000
@@ -84,37 +87,27 @@ export async function rolledUpDays(db: Db, from: string, to: string): Promise<Da
     .where(between(dailyTotals.day, from, to))
 }
 
-const productSums = {
-  product_id: productDaily.product_id,
-  views: sql<number>`sum(${productDaily.views})::int`,
-  cart_adds: sql<number>`sum(${productDaily.cart_adds})::int`,
-  units_sold: sql<number>`sum(${productDaily.units_sold})::int`,
-  revenue: sql<number>`sum(${productDaily.revenue})::float8`,
-  refunds: sql<number>`sum(${productDaily.refunds})::float8`,
-}
-
-/** The best-selling products over the days (the order of figures.ts `byBestSelling`), and the sums of `alsoIds`. */
-export async function rolledUpTopProducts(db: Db, from: string, to: string, limit: number, alsoIds: string[]): Promise<ProductFigures[]> {
-  const days = between(productDaily.day, from, to)
-  const top = db
-    .select(productSums)
+/** Each product's sums over the days. */
+export async function rolledUpProductSums(db: Db, from: string, to: string): Promise<ProductFigures[]> {
+  return db
+    .select({
+      product_id: productDaily.product_id,
+      views: sql<number>`sum(${productDaily.views})::int`,
+      cart_adds: sql<number>`sum(${productDaily.cart_adds})::int`,
+      units_sold: sql<number>`sum(${productDaily.units_sold})::int`,
+      revenue: sql<number>`sum(${productDaily.revenue})::float8`,
+      refunds: sql<number>`sum(${productDaily.refunds})::float8`,
+    })
     .from(productDaily)
-    .where(days)
+    .where(between(productDaily.day, from, to))
     .groupBy(productDaily.product_id)
-    .orderBy(desc(productSums.revenue), desc(productSums.units_sold), desc(productSums.views), productDaily.product_id)
-    .limit(limit)
-  const also = alsoIds.length > 0 ? db.select(productSums).from(productDaily).where(and(days, inArray(productDaily.product_id, alsoIds))).groupBy(productDaily.product_id) : Promise.resolve([])
-  const [first, second] = await Promise.all([top, also])
-  return [...first, ...second]
 }
 
-const searchSums = { query: zeroResultSearchesDaily.query, searches: sql<number>`sum(${zeroResultSearchesDaily.searches})::int` }
-
-/** The most frequent zero-result queries over the days, and the sums of `alsoQueries`. */
-export async function rolledUpTopSearches(db: Db, from: string, to: string, limit: number, alsoQueries: string[]): Promise<SearchFigures[]> {
-  const days = between(zeroResultSearchesDaily.day, from, to)
-  const top = db.select(searchSums).from(zeroResultSearchesDaily).where(days).groupBy(zeroResultSearchesDaily.query).orderBy(desc(searchSums.searches), zeroResultSearchesDaily.query).limit(limit)
-  const also = alsoQueries.length > 0 ? db.select(searchSums).from(zeroResultSearchesDaily).where(and(days, inArray(zeroResultSearchesDaily.query, alsoQueries))).groupBy(zeroResultSearchesDaily.query) : Promise.resolve([])
-  const [first, second] = await Promise.all([top, also])
-  return [...first, ...second]
+/** Each zero-result query's count over the days. */
+export async function rolledUpSearchSums(db: Db, from: string, to: string): Promise<SearchFigures[]> {
+  return db
+    .select({ query: zeroResultSearchesDaily.query, searches: sql<number>`sum(${zeroResultSearchesDaily.searches})::int` })
+    .from(zeroResultSearchesDaily)
+    .where(between(zeroResultSearchesDaily.day, from, to))
+    .groupBy(zeroResultSearchesDaily.query)
 }

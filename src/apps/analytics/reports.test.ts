@@ -205,9 +205,13 @@ describe('dashboard and sales report', () => {
     await db().insert(analyticsEvents).values({ type: 'product_view', product_id: Q.id, session_id: session, occurred_at: await at(D2, '23:59:59') })
     const [stale] = await db().select().from(dailyTotals).where(eq(dailyTotals.day, D2))
     expect(stale!.sessions).toBe(0)
+    const viewsOfQ = async () => (await dashboard()).top_products.find((row) => row.product_id === Q.id)!.views
+    expect(await viewsOfQ()).toBe(2)
     await rollup()
     const [fresh] = await db().select().from(dailyTotals).where(eq(dailyTotals.day, D2))
     expect(fresh!.sessions).toBe(1)
+    // The rankings a process keeps are keyed by the rollup's version: the new run shows at once.
+    expect(await viewsOfQ()).toBe(3)
     await db().delete(analyticsEvents).where(eq(analyticsEvents.session_id, session))
     await rollup()
   })

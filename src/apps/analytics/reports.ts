@@ -37,6 +37,8 @@ const DEFAULT_DAYS = 30
 const MAX_DAYS = 3_660
 const TOP = 10
 const LOW_STOCK_ROWS = 20
+/** Ranges whose rolled-up rankings a process keeps. */
+const RANKINGS_KEPT = 8
 /** Days the rollup writes per transaction. */
 const ROLLUP_CHUNK_DAYS = 31
 
@@ -117,11 +119,11 @@ export function createReports(deps: ReportDeps) {
 
   /** The days of from..to the rollup has covered, and those to compute now. */
   const split = async (ctx: Ctx, from: string, to: string) => {
-    const rolledThrough = await fq.lastRolledUpDay(ctx.db)
-    const rolledTo = rolledThrough === null ? null : rolledThrough < to ? rolledThrough : to
+    const state = await fq.rollupState(ctx.db)
+    const rolledTo = state.through === null ? null : state.through < to ? state.through : to
     const rolled = rolledTo !== null && rolledTo >= from ? { from, to: rolledTo } : null
     const liveFrom = rolled ? addDays(rolled.to, 1) : from
-    return { rolledThrough, rolled, live: liveFrom <= to ? range(liveFrom, to) : null }
+    return { state, rolled, live: liveFrom <= to ? range(liveFrom, to) : null }
   }
 
   /** Daily figures of from..to: rolled up where the rollup has been, computed after. */
@@ -132,35 +134,42 @@ export function createReports(deps: ReportDeps) {
     return { parts, live, days: eachDay(from, to).map((day) => known.get(day) ?? emptyDay(day)) }
   }
 
-  const topProducts = async (ctx: Ctx, rolled: { from: string; to: string } | null, live: RangeFigures | null): Promise<TopProduct[]> => {
-    const liveSums = sumProducts(live?.products ?? [])
-    // The true top ten is among the rollup's top ten and the products with live figures (figures.ts ranks the same way).
-    const rolledSums = rolled ? await fq.rolledUpTopProducts(ctx.db, rolled.from, rolled.to, TOP, [...liveSums.keys()]) : []
-    const rolledById = new Map(rolledSums.map((row) => [row.product_id, row]))
-    const top = [...sumProducts([...rolledById.values(), ...liveSums.values()]).values()].sort(byBestSelling).slice(0, TOP)
-    const names = await deps.products.productNames(ctx, top.map((row) => row.product_id))
-    return top.map((row) => ({ ...row, slug: names.get(row.product_id)?.slug ?? null, name: names.get(row.product_id)?.name ?? null }))
+  /**
+   * Product and search sums over rolled-up days. They change only when the rollup writes, so each
+   * process keeps the last few (keyed by the rollup's version); concurrent requests share one query.
+   */
+  const rankings = new Map<string, Promise<{ products: ProductFigures[]; searches: SearchFigures[] }>>()
+  const rolledRankings = (ctx: Ctx, days: { from: string; to: string }, version: string | null) => {
+    const key = `${days.from}|${days.to}|${version}`
+    let sums = rankings.get(key)
+    if (!sums) {
+      sums = Promise.all([fq.rolledUpProductSums(ctx.db, days.from, days.to), fq.rolledUpSearchSums(ctx.db, days.from, days.to)]).then(([products, searches]) => ({ products, searches }))
+      rankings.set(key, sums)
+      sums.catch(() => rankings.delete(key))
+      if (rankings.size > RANKINGS_KEPT) rankings.delete(rankings.keys().next().value!)
+    }
+    return sums
   }
 
-  const topSearches = async (ctx: Ctx, rolled: { from: string; to: string } | null, live: RangeFigures | null): Promise<SearchFigures[]> => {
-    const counts = new Map<string, number>()
-    for (const row of live?.searches ?? []) counts.set(row.query, (counts.get(row.query) ?? 0) + row.searches)
-    const liveQueries = [...counts.keys()]
-    const rolledRows = rolled ? await fq.rolledUpTopSearches(ctx.db, rolled.from, rolled.to, TOP, liveQueries) : []
-    for (const row of new Map(rolledRows.map((r) => [r.query, r])).values()) counts.set(row.query, (counts.get(row.query) ?? 0) + row.searches)
-    return [...counts].map(([query, searches]) => ({ query, searches })).sort(byMostSearched).slice(0, TOP)
+  /** The ten best sellers and the ten most frequent zero-result searches over rolled-up and live days. */
+  const rankingsOf = async (ctx: Ctx, parts: Awaited<ReturnType<typeof split>>, live: RangeFigures | null) => {
+    const rolled = parts.rolled ? await rolledRankings(ctx, parts.rolled, parts.state.version) : { products: [], searches: [] }
+    const top = [...sumProducts([...rolled.products, ...(live?.products ?? [])]).values()].sort(byBestSelling).slice(0, TOP)
+    const searches = new Map<string, number>()
+    for (const row of [...rolled.searches, ...(live?.searches ?? [])]) searches.set(row.query, (searches.get(row.query) ?? 0) + row.searches)
+    const names = await deps.products.productNames(ctx, top.map((row) => row.product_id))
+    return {
+      top_products: top.map((row) => ({ ...row, slug: names.get(row.product_id)?.slug ?? null, name: names.get(row.product_id)?.name ?? null })),
+      zero_result_searches: [...searches].map(([query, count]) => ({ query, searches: count })).sort(byMostSearched).slice(0, TOP),
+    }
   }
 
   return {
     async dashboard(ctx: Ctx, query: DayQuery): Promise<Dashboard> {
       const { from, to } = daysOf(query)
       const { parts, live, days } = await dailyFigures(ctx, from, to)
-      const [top_products, low_stock, zero_result_searches] = await Promise.all([
-        topProducts(ctx, parts.rolled, live),
-        deps.products.lowStock(ctx, { threshold: deps.lowStockThreshold, limit: LOW_STOCK_ROWS }),
-        topSearches(ctx, parts.rolled, live),
-      ])
-      return { from, to, time_zone: timeZone, currency: deps.currency, rolled_up_through: parts.rolledThrough, ...summarize(days), top_products, low_stock, zero_result_searches }
+      const [rankings, low_stock] = await Promise.all([rankingsOf(ctx, parts, live), deps.products.lowStock(ctx, { threshold: deps.lowStockThreshold, limit: LOW_STOCK_ROWS })])
+      return { from, to, time_zone: timeZone, currency: deps.currency, rolled_up_through: parts.state.through, ...summarize(days), top_products: rankings.top_products, low_stock, zero_result_searches: rankings.zero_result_searches }
     },
 
     async salesReport(ctx: Ctx, query: DayQuery & { interval?: Interval }): Promise<SalesReport> {
@@ -169,7 +178,7 @@ export function createReports(deps: ReportDeps) {
       const { parts, days } = await dailyFigures(ctx, from, to)
       const periods = groupBy(days, (day) => periodStart(day.day, interval))
       const rows = [...periods].map(([period, periodDays]) => ({ period, ...summarize(periodDays) }))
-      return { from, to, interval, time_zone: timeZone, currency: deps.currency, rolled_up_through: parts.rolledThrough, rows, totals: summarize(days) }
+      return { from, to, interval, time_zone: timeZone, currency: deps.currency, rolled_up_through: parts.state.through, rows, totals: summarize(days) }
     },
 
     /**
@@ -185,7 +194,7 @@ export function createReports(deps: ReportDeps) {
         if (!isDay(options.from)) throw new ValidationError('`from` is a date as YYYY-MM-DD.', { from: ['A date as YYYY-MM-DD.'] })
         if (options.from < oldest) throw new ValidationError(`Days before ${oldest} cannot be rolled up again: their raw events are gone (ANALYTICS_RETENTION_DAYS).`, { from: [`Not before ${oldest}.`] })
       }
-      const from = options.from ?? (await fq.lastRolledUpDay(ctx.db)) ?? (await firstDay(ctx))
+      const from = options.from ?? (await fq.rollupState(ctx.db)).through ?? (await firstDay(ctx))
       if (from === null || from > yesterday) return null
       for (const part of chunks(from, yesterday, ROLLUP_CHUNK_DAYS)) await fq.replaceDays(ctx.db, part, await compute(ctx, range(part.from, part.to)))
       return { from, to: yesterday, days: dayCount(from, yesterday) }
