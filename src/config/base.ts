@@ -95,7 +95,7 @@ export function buildSettings(env: Env, environment: Environment): { settings: S
       webhookSecret: env.STRIPE_WEBHOOK_SECRET ?? null,
       apiBase: httpUrl('STRIPE_API_BASE', env.STRIPE_API_BASE, problems),
     },
-    analytics: { retentionDays: env.ANALYTICS_RETENTION_DAYS!, batchSize: 500, flushMs: 1_000, maxBuffered: 50_000, lowStockThreshold: env.LOW_STOCK_THRESHOLD! },
+    analytics: { retentionDays: env.ANALYTICS_RETENTION_DAYS!, batchSize: 500, flushMs: 1_000, maxBuffered: 50_000, liveCacheMs: env.ANALYTICS_LIVE_CACHE_SECONDS! * 1000, lowStockThreshold: env.LOW_STOCK_THRESHOLD! },
     // 8 attempts 15 s × 4ⁿ apart: the last one about 23 hours after the first.
     webhooks: { logDays: env.WEBHOOK_LOG_DAYS!, allowPrivate: env.WEBHOOK_ALLOW_PRIVATE!, retryBaseMs: 15_000, maxAttempts: 8, timeoutMs: 10_000 },
     storage: {

@@ -30,6 +30,8 @@ export interface Settings {
     flushMs: number
     /** Beyond this many unwritten events ingestion answers 503. */
     maxBuffered: number
+    /** How long a process reuses live figures (days not rolled up yet); 0 = never. */
+    liveCacheMs: number
     /** The dashboard's low-stock list: available units at or below this. */
     lowStockThreshold: number
   }

@@ -20,5 +20,6 @@ export const test: EnvironmentProfile = {
     RATE_LIMIT_ANALYTICS: '100000/minute',
   },
   // No timers that act on their own: tests flush the outbox and the analytics buffer when they mean to.
-  overrides: { queue: { backoffMs: 1, outboxPollMs: 0, periodicEveryMs: 0 }, analytics: { flushMs: 0 } },
+  // Reports compute live figures for every request (a test of their reuse turns it on).
+  overrides: { queue: { backoffMs: 1, outboxPollMs: 0, periodicEveryMs: 0 }, analytics: { flushMs: 0, liveCacheMs: 0 } },
 }

@@ -41,13 +41,3 @@ export function periodStart(day: string, interval: Interval): string {
   const weekday = (new Date(toUtc(day)).getUTCDay() + 6) % 7 // Monday 0 … Sunday 6
   return addDays(day, -weekday)
 }
-
-/** Splits from..to into ranges of at most `size` days. */
-export function chunks(from: string, to: string, size: number): Array<{ from: string; to: string }> {
-  const parts: Array<{ from: string; to: string }> = []
-  for (let start = from; start <= to; start = addDays(start, size)) {
-    const end = addDays(start, size - 1)
-    parts.push({ from: start, to: end < to ? end : to })
-  }
-  return parts
-}

@@ -1,6 +1,6 @@
 /** The calendar arithmetic and the figure arithmetic of the reports, without a database. */
 import { describe, expect, it } from 'vitest'
-import { addDays, chunks, dayCount, dayIn, eachDay, isDay, periodStart } from './days.js'
+import { addDays, dayCount, dayIn, eachDay, isDay, periodStart } from './days.js'
 import { byBestSelling, emptyDay, shareRefunds, sumProducts, summarize } from './figures.js'
 
 describe('shop days', () => {
@@ -14,11 +14,6 @@ describe('shop days', () => {
     expect(addDays('2026-01-01', -1)).toBe('2025-12-31')
     expect(eachDay('2026-03-07', '2026-03-09')).toEqual(['2026-03-07', '2026-03-08', '2026-03-09'])
     expect(dayCount('2026-01-01', '2026-12-31')).toBe(365)
-    expect(chunks('2026-01-01', '2026-01-10', 4)).toEqual([
-      { from: '2026-01-01', to: '2026-01-04' },
-      { from: '2026-01-05', to: '2026-01-08' },
-      { from: '2026-01-09', to: '2026-01-10' },
-    ])
   })
 
   it('knows which day an instant is in a time zone', () => {

@@ -50,14 +50,17 @@ export function shareRefunds(
   )
 }
 
+/** Adds a row's counts to its product's sums. */
+export function addProduct(sums: Map<string, ProductFigures>, row: Partial<ProductFigures> & { product_id: string }): void {
+  const sum = sums.get(row.product_id) ?? emptyProduct(row.product_id)
+  for (const count of PRODUCT_COUNTS) sum[count] += row[count] ?? 0
+  sums.set(row.product_id, sum)
+}
+
 /** Rows for the same product added up. */
 export function sumProducts(rows: Array<Partial<ProductFigures> & { product_id: string }>): Map<string, ProductFigures> {
   const sums = new Map<string, ProductFigures>()
-  for (const row of rows) {
-    const sum = sums.get(row.product_id) ?? emptyProduct(row.product_id)
-    for (const count of PRODUCT_COUNTS) sum[count] += row[count] ?? 0
-    sums.set(row.product_id, sum)
-  }
+  for (const row of rows) addProduct(sums, row)
   return sums
 }
 

@@ -23,7 +23,7 @@ export function createAnalytics(platform: Platform, deps: { products: ProductsSe
     { context: () => platform.context(), productIdsBySlug: (ctx, slugs) => products.productIdsBySlug(ctx, slugs), log: platform.log },
     { batchSize: config.batchSize, flushMs: config.flushMs, maxBuffered: config.maxBuffered },
   )
-  const analytics = createAnalyticsService({ ...deps, recorder, retentionDays: config.retentionDays, timeZone, currency, lowStockThreshold: config.lowStockThreshold })
+  const analytics = createAnalyticsService({ ...deps, recorder, retentionDays: config.retentionDays, timeZone, currency, lowStockThreshold: config.lowStockThreshold, liveCacheMs: config.liveCacheMs })
   return { analytics, recorder }
 }
 

@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import { eq, sql } from 'drizzle-orm'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { factories } from '../../../test/factories.js'
 import { createTestApp, type TestApp } from '../../../test/harness.js'
 import { expectProblem } from '../../../test/problems.js'
@@ -286,5 +286,40 @@ describe('report requests', () => {
     const failed = (await t.app.platform.queue.failed()).filter((job) => job.task === 'analytics.rollup')
     expect(failed.map((job) => job.error)).toEqual([expect.stringMatching(/cannot be rolled up again: their raw events are gone/)])
     expect(await rollupTables()).toEqual(before)
+  })
+})
+
+describe('with ANALYTICS_LIVE_CACHE_SECONDS', () => {
+  let cached: TestApp
+  beforeAll(async () => {
+    cached = await createTestApp({ settings: { analytics: { liveCacheMs: 60_000 } } })
+  })
+  afterAll(async () => {
+    vi.useRealTimers()
+    await cached?.close()
+  })
+
+  it('reuses live figures for that long, and shows a new rollup at once', async () => {
+    // Noon (UTC) of today: a minute later is still today.
+    vi.useFakeTimers({ toFake: ['Date'], now: new Date(`${dayIn('UTC')}T12:00:00Z`) })
+    const boss = await factories(cached).auth(await factories(cached).user({ role: 'staff' }))
+    const sessions = async () => (await cached.request({ url: '/api/analytics/dashboard/', headers: boss })).json<Dashboard>().sessions
+    const visit = async (occurred_at: Date) => cached.app.platform.database.db.insert(analyticsEvents).values({ type: 'checkout_started', session_id: `c-${randomUUID()}`, occurred_at })
+
+    await visit(new Date())
+    expect(await sessions()).toBe(1)
+    await visit(new Date())
+    expect(await sessions()).toBe(1)
+    vi.setSystemTime(Date.now() + 59_000)
+    expect(await sessions()).toBe(1)
+    vi.setSystemTime(Date.now() + 2_000)
+    expect(await sessions()).toBe(2)
+
+    // A visit yesterday is invisible while the answer is reused, until the rollup writes it.
+    await visit(new Date(Date.now() - 86_400_000))
+    expect(await sessions()).toBe(2)
+    await cached.app.platform.queue.enqueue('analytics.rollup', {})
+    await cached.settle()
+    expect(await sessions()).toBe(3)
   })
 })

@@ -2,10 +2,11 @@
  * Staff reports: the dashboard and the sales series, and the rollup that keeps them fast.
  *
  * Figures come from the daily rollup tables for the days it has covered and are computed live from
- * the sources for the days after (normally only today), so an answer is the same before and after
- * the rollup runs. Orders and refunds are read through the orders and payments services (their
- * tables are the truth: a late worker cannot make a day incomplete); views, cart adds, sessions
- * and searches from the raw events. Days are the shop's days in TIME_ZONE.
+ * the sources for the days after (normally only today), a day at a time, so an answer is the same
+ * before and after the rollup runs. Orders and refunds are read through the orders and payments
+ * services (their tables are the truth: a late worker cannot make a day incomplete); views, cart
+ * adds, sessions and searches from the raw events. Days are the shop's days in TIME_ZONE. Answers
+ * are reused for ANALYTICS_LIVE_CACHE_SECONDS.
  */
 import type { Ctx } from '../../core/context.js'
 import type { DayRange } from '../../core/db/days.js'
@@ -13,9 +14,9 @@ import { ValidationError } from '../../core/errors.js'
 import type { OrdersService } from '../orders/service.js'
 import type { PaymentsService } from '../payments/service.js'
 import type { LowStockDto, ProductsService } from '../products/service.js'
-import { addDays, chunks, dayCount, dayIn, eachDay, isDay, periodStart, type Interval } from './days.js'
+import { addDays, dayCount, dayIn, eachDay, isDay, periodStart, type Interval } from './days.js'
 import * as fq from './figure-queries.js'
-import { byBestSelling, byMostSearched, emptyDay, groupBy, shareRefunds, sumProducts, summarize, type ProductFigures, type RangeFigures, type SearchFigures, type Summary } from './figures.js'
+import { addProduct, byBestSelling, byMostSearched, emptyDay, groupBy, shareRefunds, sumProducts, summarize, type DayFigures, type ProductFigures, type RangeFigures, type SearchFigures, type Summary } from './figures.js'
 
 export interface ReportDeps {
   orders: Pick<OrdersService, 'salesByDay' | 'firstSaleAt' | 'lineTotals'>
@@ -26,6 +27,8 @@ export interface ReportDeps {
   lowStockThreshold: number
   /** Raw events older than this are gone: a day before it cannot be rolled up again. */
   retentionDays: number
+  /** How long live figures are reused (0: computed for every request). */
+  liveCacheMs: number
 }
 
 export interface DayQuery {
@@ -37,10 +40,8 @@ const DEFAULT_DAYS = 30
 const MAX_DAYS = 3_660
 const TOP = 10
 const LOW_STOCK_ROWS = 20
-/** Ranges whose rolled-up rankings a process keeps. */
-const RANKINGS_KEPT = 8
-/** Days the rollup writes per transaction. */
-const ROLLUP_CHUNK_DAYS = 31
+/** Answers a process keeps for reuse (small: totals and top tens). */
+const ANSWERS_KEPT = 32
 
 export interface TopProduct extends ProductFigures {
   slug: string | null
@@ -74,6 +75,21 @@ export interface SalesReport {
   totals: Summary
 }
 
+type RollupState = Awaited<ReturnType<typeof fq.rollupState>>
+
+/** Figures added up over days: per day, and per product and query over all of them. */
+interface Totals {
+  days: Map<string, DayFigures>
+  products: Map<string, ProductFigures>
+  searches: Map<string, number>
+}
+
+function addDay(totals: Totals, figures: RangeFigures): void {
+  for (const day of figures.days) totals.days.set(day.day, day)
+  for (const row of figures.products) addProduct(totals.products, row)
+  for (const row of figures.searches) totals.searches.set(row.query, (totals.searches.get(row.query) ?? 0) + row.searches)
+}
+
 export function createReports(deps: ReportDeps) {
   const { timeZone } = deps
   const range = (from: string, to: string): DayRange => ({ from, to, timeZone })
@@ -90,95 +106,101 @@ export function createReports(deps: ReportDeps) {
     return { from, to }
   }
 
-  /** Every figure of the days, computed from the sources. */
-  const compute = async (ctx: Ctx, days: DayRange): Promise<RangeFigures> => {
-    const [sales, refunds, productEvents, sessions, searches] = await Promise.all([
+  /**
+   * Every figure of one shop day, computed from the sources; without `rankings` only the day's
+   * totals. One day at a time: memory stays bounded by the catalog, whatever the range.
+   */
+  const computeDay = async (ctx: Ctx, day: string, options: { rankings: boolean }): Promise<RangeFigures> => {
+    const days = range(day, day)
+    const [sales, refunds, sessions, productEvents, searches] = await Promise.all([
       deps.orders.salesByDay(ctx, days),
       deps.payments.refundsByDay(ctx, days),
-      fq.productEventsByDay(ctx.db, days),
       fq.sessionsByDay(ctx.db, days),
-      fq.zeroResultSearchesByDay(ctx.db, days),
+      options.rankings ? fq.productEventsByDay(ctx.db, days) : [],
+      options.rankings ? fq.zeroResultSearchesByDay(ctx.db, days) : [],
     ])
-    const refundShares = shareRefunds(refunds, await deps.orders.lineTotals(ctx, [...new Set(refunds.map((refund) => refund.order_id))]))
-
-    const byDay = new Map(eachDay(days.from, days.to).map((day) => [day, emptyDay(day)]))
-    const dayOf = (day: string) => byDay.get(day)!
-    for (const row of sales.days) Object.assign(dayOf(row.day), { orders: row.orders, revenue: row.revenue })
-    for (const row of sales.products) dayOf(row.day).units_sold += row.units
-    for (const row of refunds) dayOf(row.day).refunds += row.amount
-    for (const row of sessions) dayOf(row.day).sessions = row.sessions
-
-    const productRows = [
+    const refundShares = options.rankings ? shareRefunds(refunds, await deps.orders.lineTotals(ctx, [...new Set(refunds.map((refund) => refund.order_id))])) : []
+    const products = sumProducts([
       ...productEvents,
-      ...sales.products.map((row) => ({ day: row.day, product_id: row.product_id, units_sold: row.units, revenue: row.revenue })),
+      ...sales.products.map((row) => ({ product_id: row.product_id, units_sold: row.units, revenue: row.revenue })),
       ...refundShares,
-    ]
-    const products = [...groupBy(productRows, (row) => row.day)].flatMap(([day, rows]) => [...sumProducts(rows).values()].map((sums) => ({ day, ...sums })))
-    return { days: [...byDay.values()], products, searches }
+    ])
+    const totals: DayFigures = {
+      day,
+      sessions: sessions[0]?.sessions ?? 0,
+      orders: sales.days[0]?.orders ?? 0,
+      revenue: sales.days[0]?.revenue ?? 0,
+      units_sold: sales.products.reduce((sum, row) => sum + row.units, 0),
+      refunds: refunds.reduce((sum, row) => sum + row.amount, 0),
+    }
+    return { days: [totals], products: [...products.values()].map((sums) => ({ day, ...sums })), searches: searches.map((row) => ({ ...row, day })) }
   }
 
-  /** The days of from..to the rollup has covered, and those to compute now. */
-  const split = async (ctx: Ctx, from: string, to: string) => {
-    const state = await fq.rollupState(ctx.db)
+  /** The figures of from..to: rolled up where the rollup has been, computed a day at a time after. */
+  const figuresOf = async (ctx: Ctx, state: RollupState, from: string, to: string, options: { rankings: boolean }): Promise<Totals> => {
     const rolledTo = state.through === null ? null : state.through < to ? state.through : to
     const rolled = rolledTo !== null && rolledTo >= from ? { from, to: rolledTo } : null
-    const liveFrom = rolled ? addDays(rolled.to, 1) : from
-    return { state, rolled, live: liveFrom <= to ? range(liveFrom, to) : null }
-  }
-
-  /** Daily figures of from..to: rolled up where the rollup has been, computed after. */
-  const dailyFigures = async (ctx: Ctx, from: string, to: string) => {
-    const parts = await split(ctx, from, to)
-    const [rolledDays, live] = await Promise.all([parts.rolled ? fq.rolledUpDays(ctx.db, parts.rolled.from, parts.rolled.to) : [], parts.live ? compute(ctx, parts.live) : null])
-    const known = new Map([...rolledDays, ...(live?.days ?? [])].map((day) => [day.day, day]))
-    return { parts, live, days: eachDay(from, to).map((day) => known.get(day) ?? emptyDay(day)) }
+    const [rolledDays, products, searches] = rolled
+      ? await Promise.all([
+          fq.rolledUpDays(ctx.db, rolled.from, rolled.to),
+          options.rankings ? fq.rolledUpProductSums(ctx.db, rolled.from, rolled.to) : [],
+          options.rankings ? fq.rolledUpSearchSums(ctx.db, rolled.from, rolled.to) : [],
+        ])
+      : [[], [], []]
+    const totals: Totals = { days: new Map(rolledDays.map((day) => [day.day, day])), products: sumProducts(products), searches: new Map(searches.map((row) => [row.query, row.searches])) }
+    for (const day of eachDay(rolled ? addDays(rolled.to, 1) : from, to)) addDay(totals, await computeDay(ctx, day, options))
+    return totals
   }
 
   /**
-   * Product and search sums over rolled-up days. They change only when the rollup writes, so each
-   * process keeps the last few (keyed by the rollup's version); concurrent requests share one query.
+   * Answers this process reuses for LIVE_CACHE_SECONDS, keyed by the request and the rollup's
+   * version (a new rollup shows at once): under load a dashboard costs a few index reads instead
+   * of aggregating today's events per request. Concurrent requests share one computation.
    */
-  const rankings = new Map<string, Promise<{ products: ProductFigures[]; searches: SearchFigures[] }>>()
-  const rolledRankings = (ctx: Ctx, days: { from: string; to: string }, version: string | null) => {
-    const key = `${days.from}|${days.to}|${version}`
-    let sums = rankings.get(key)
-    if (!sums) {
-      sums = Promise.all([fq.rolledUpProductSums(ctx.db, days.from, days.to), fq.rolledUpSearchSums(ctx.db, days.from, days.to)]).then(([products, searches]) => ({ products, searches }))
-      rankings.set(key, sums)
-      sums.catch(() => rankings.delete(key))
-      if (rankings.size > RANKINGS_KEPT) rankings.delete(rankings.keys().next().value!)
-    }
-    return sums
+  const answers = new Map<string, { at: number; value: Promise<unknown> }>()
+  const reuse = <T>(key: string, make: () => Promise<T>): Promise<T> => {
+    if (deps.liveCacheMs <= 0) return make()
+    const kept = answers.get(key)
+    if (kept && Date.now() - kept.at < deps.liveCacheMs) return kept.value as Promise<T>
+    const value = make()
+    answers.delete(key)
+    answers.set(key, { at: Date.now(), value })
+    value.catch(() => answers.delete(key))
+    if (answers.size > ANSWERS_KEPT) answers.delete(answers.keys().next().value!)
+    return value
   }
 
-  /** The ten best sellers and the ten most frequent zero-result searches over rolled-up and live days. */
-  const rankingsOf = async (ctx: Ctx, parts: Awaited<ReturnType<typeof split>>, live: RangeFigures | null) => {
-    const rolled = parts.rolled ? await rolledRankings(ctx, parts.rolled, parts.state.version) : { products: [], searches: [] }
-    const top = [...sumProducts([...rolled.products, ...(live?.products ?? [])]).values()].sort(byBestSelling).slice(0, TOP)
-    const searches = new Map<string, number>()
-    for (const row of [...rolled.searches, ...(live?.searches ?? [])]) searches.set(row.query, (searches.get(row.query) ?? 0) + row.searches)
+  /** Everything the dashboard shows but the stock, which is read for every request. */
+  const dashboardFigures = async (ctx: Ctx, state: RollupState, from: string, to: string) => {
+    const totals = await figuresOf(ctx, state, from, to, { rankings: true })
+    const top = [...totals.products.values()].sort(byBestSelling).slice(0, TOP)
     const names = await deps.products.productNames(ctx, top.map((row) => row.product_id))
     return {
+      ...summarize([...totals.days.values()]),
       top_products: top.map((row) => ({ ...row, slug: names.get(row.product_id)?.slug ?? null, name: names.get(row.product_id)?.name ?? null })),
-      zero_result_searches: [...searches].map(([query, count]) => ({ query, searches: count })).sort(byMostSearched).slice(0, TOP),
+      zero_result_searches: [...totals.searches].map(([query, searches]) => ({ query, searches })).sort(byMostSearched).slice(0, TOP),
     }
   }
 
   return {
     async dashboard(ctx: Ctx, query: DayQuery): Promise<Dashboard> {
       const { from, to } = daysOf(query)
-      const { parts, live, days } = await dailyFigures(ctx, from, to)
-      const [rankings, low_stock] = await Promise.all([rankingsOf(ctx, parts, live), deps.products.lowStock(ctx, { threshold: deps.lowStockThreshold, limit: LOW_STOCK_ROWS })])
-      return { from, to, time_zone: timeZone, currency: deps.currency, rolled_up_through: parts.state.through, ...summarize(days), top_products: rankings.top_products, low_stock, zero_result_searches: rankings.zero_result_searches }
+      const state = await fq.rollupState(ctx.db)
+      const [figures, low_stock] = await Promise.all([
+        reuse(`dashboard|${from}|${to}|${state.version}`, () => dashboardFigures(ctx, state, from, to)),
+        deps.products.lowStock(ctx, { threshold: deps.lowStockThreshold, limit: LOW_STOCK_ROWS }),
+      ])
+      return { from, to, time_zone: timeZone, currency: deps.currency, rolled_up_through: state.through, ...figures, low_stock }
     },
 
     async salesReport(ctx: Ctx, query: DayQuery & { interval?: Interval }): Promise<SalesReport> {
       const { from, to } = daysOf(query)
       const interval = query.interval ?? 'day'
-      const { parts, days } = await dailyFigures(ctx, from, to)
-      const periods = groupBy(days, (day) => periodStart(day.day, interval))
-      const rows = [...periods].map(([period, periodDays]) => ({ period, ...summarize(periodDays) }))
-      return { from, to, interval, time_zone: timeZone, currency: deps.currency, rolled_up_through: parts.state.through, rows, totals: summarize(days) }
+      const state = await fq.rollupState(ctx.db)
+      const figures = await reuse(`sales|${from}|${to}|${state.version}`, () => figuresOf(ctx, state, from, to, { rankings: false }))
+      const days = eachDay(from, to).map((day) => figures.days.get(day) ?? emptyDay(day))
+      const rows = [...groupBy(days, (day) => periodStart(day.day, interval))].map(([period, periodDays]) => ({ period, ...summarize(periodDays) }))
+      return { from, to, interval, time_zone: timeZone, currency: deps.currency, rolled_up_through: state.through, rows, totals: summarize(days) }
     },
 
     /**
@@ -196,7 +218,8 @@ export function createReports(deps: ReportDeps) {
       }
       const from = options.from ?? (await fq.rollupState(ctx.db)).through ?? (await firstDay(ctx))
       if (from === null || from > yesterday) return null
-      for (const part of chunks(from, yesterday, ROLLUP_CHUNK_DAYS)) await fq.replaceDays(ctx.db, part, await compute(ctx, range(part.from, part.to)))
+      // A day per transaction: memory stays bounded by the catalog, and a long backfill commits as it goes.
+      for (const day of eachDay(from, yesterday)) await fq.replaceDays(ctx.db, { from: day, to: day }, await computeDay(ctx, day, { rankings: true }))
       return { from, to: yesterday, days: dayCount(from, yesterday) }
     },
   }
