@@ -84,7 +84,7 @@ export const EnvSchema = Type.Object({
   WORKER_LOCK_SECONDS: int("a running job's lock: a dead worker's jobs go to another worker after this long", { default: 30, minimum: 1, ...redis }),
   ELASTICSEARCH_URL: str('OpenSearch URL; PostgreSQL full-text search when unset', integrations),
   ANALYTICS_RETENTION_DAYS: int('days raw analytics events are kept (daily rollups stay)', { default: 90, minimum: 1, ...analytics }),
-  ANALYTICS_LIVE_CACHE_SECONDS: int("a process reuses the figures of days not rolled up yet (today) for this long when answering the dashboard and sales report; 0 = computed for every request", { default: 10, minimum: 0, maximum: 3_600, ...analytics }),
+  ANALYTICS_LIVE_CACHE_SECONDS: int('each API process reuses a dashboard or sales-report answer for this long (today and low stock may lag by as much; a new rollup shows at once); 0 = computed for every request', { default: 10, minimum: 0, maximum: 3_600, ...analytics }),
   LOW_STOCK_THRESHOLD: int("the analytics dashboard lists variants for sale with this many or fewer units available", { default: 5, minimum: 0, ...analytics }),
   WEBHOOK_LOG_DAYS: int('days finished outgoing webhook deliveries stay in the delivery log', { default: 30, minimum: 1, ...webhooks }),
   WEBHOOK_ALLOW_PRIVATE: bool('let outgoing webhooks reach private, loopback and link-local addresses (local development and tests only; refused in production)', { default: false, ...webhooks }),

@@ -170,12 +170,13 @@ export function createReports(deps: ReportDeps) {
     return value
   }
 
-  /** Everything the dashboard shows but the stock, which is read for every request. */
+  /** Everything the dashboard shows. */
   const dashboardFigures = async (ctx: Ctx, state: RollupState, from: string, to: string) => {
-    const totals = await figuresOf(ctx, state, from, to, { rankings: true })
+    const [totals, low_stock] = await Promise.all([figuresOf(ctx, state, from, to, { rankings: true }), deps.products.lowStock(ctx, { threshold: deps.lowStockThreshold, limit: LOW_STOCK_ROWS })])
     const top = [...totals.products.values()].sort(byBestSelling).slice(0, TOP)
     const names = await deps.products.productNames(ctx, top.map((row) => row.product_id))
     return {
+      low_stock,
       ...summarize([...totals.days.values()]),
       top_products: top.map((row) => ({ ...row, slug: names.get(row.product_id)?.slug ?? null, name: names.get(row.product_id)?.name ?? null })),
       zero_result_searches: [...totals.searches].map(([query, searches]) => ({ query, searches })).sort(byMostSearched).slice(0, TOP),
@@ -186,11 +187,8 @@ export function createReports(deps: ReportDeps) {
     async dashboard(ctx: Ctx, query: DayQuery): Promise<Dashboard> {
       const { from, to } = daysOf(query)
       const state = await fq.rollupState(ctx.db)
-      const [figures, low_stock] = await Promise.all([
-        reuse(`dashboard|${from}|${to}|${state.version}`, () => dashboardFigures(ctx, state, from, to)),
-        deps.products.lowStock(ctx, { threshold: deps.lowStockThreshold, limit: LOW_STOCK_ROWS }),
-      ])
-      return { from, to, time_zone: timeZone, currency: deps.currency, rolled_up_through: state.through, ...figures, low_stock }
+      const figures = await reuse(`dashboard|${from}|${to}|${state.version}`, () => dashboardFigures(ctx, state, from, to))
+      return { from, to, time_zone: timeZone, currency: deps.currency, rolled_up_through: state.through, ...figures }
     },
 
     async salesReport(ctx: Ctx, query: DayQuery & { interval?: Interval }): Promise<SalesReport> {
