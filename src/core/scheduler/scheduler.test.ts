@@ -513,6 +513,7 @@ describe('npm run beat and manage periodic (real processes)', () => {
     expect(table.slice(1).map((line) => line.split(/\s{2,}/).slice(0, 4))).toEqual([
       ['accounts.clean_spent_tokens', 'accounts.clean_spent_tokens', 'cron 20 3 * * *', 'yes'],
       ['analytics.prune_events', 'analytics.prune_events', 'cron 50 3 * * *', 'yes'],
+      ['analytics.rollup', 'analytics.rollup', 'every 15 min', 'yes'],
       ['cart.expire_carts', 'cart.expire_carts', 'every 1 h', 'yes'],
       ['core.clean_expired', 'core.clean_expired', 'cron 10 3 * * *', 'yes'],
       ['orders.expire_reservations', 'orders.expire_reservations', 'every 1 min', 'yes'],
@@ -526,7 +527,7 @@ describe('npm run beat and manage periodic (real processes)', () => {
     expect(disabled).toMatchObject({ code: 0, stdout: 'Periodic task payments.reconcile disabled.\n' })
     const unknown = await manage('periodic', 'enable', 'payments.reconcile_all')
     expect(unknown.code).toBe(2)
-    expect(unknown.stderr).toBe('No periodic task named "payments.reconcile_all"; the schedule has: accounts.clean_spent_tokens, analytics.prune_events, cart.expire_carts, core.clean_expired, orders.expire_reservations, payments.prune_webhook_events, payments.reconcile, webhooks.deliver_due, webhooks.prune_deliveries.\n')
+    expect(unknown.stderr).toBe('No periodic task named "payments.reconcile_all"; the schedule has: accounts.clean_spent_tokens, analytics.prune_events, analytics.rollup, cart.expire_carts, core.clean_expired, orders.expire_reservations, payments.prune_webhook_events, payments.reconcile, webhooks.deliver_due, webhooks.prune_deliveries.\n')
     expect(await badSubcommand).toMatchObject({ code: 2, stderr: 'Unknown subcommand "pause": periodic list | enable NAME | disable NAME.\n' })
     const after = await manage('periodic', 'list')
     expect(after.stdout).toMatch(/^payments\.reconcile\s+payments\.reconcile\s+every 5 min\s+no\s/m)
