@@ -19,7 +19,7 @@ import { DEFAULT_SCHEDULE } from './apps/schedule.js'
 import { createUserTokens } from './core/auth.js'
 import { createCache } from './core/cache.js'
 import { createCtx } from './core/context.js'
-import { createDatabase } from './core/db/index.js'
+import { createDatabase, sqlStateOf } from './core/db/index.js'
 import { AppError } from './core/errors.js'
 import { createLogger } from './core/logging.js'
 import { ensureDefaultSchedule, formatPeriodicTasks, listPeriodicTasks, setPeriodicTaskEnabled } from './core/scheduler/index.js'
@@ -274,6 +274,11 @@ main(process.argv.slice(2)).then(
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`)
       process.exit(78)
+    }
+    // A table missing: the database was never migrated (a fresh clone before its first `npm start`).
+    if (sqlStateOf(err) === '42P01') {
+      process.stderr.write('The database has no tables yet (or misses newer ones): run `npm run manage -- migrate` first.\n')
+      process.exit(1)
     }
     process.stderr.write(`Error: ${err instanceof Error ? err.message : String(err)}\n`)
     process.exit(1)

@@ -79,6 +79,7 @@ function manage(args: string[], vars: Record<string, string> = {}): Promise<Run>
 
 /** Every run of the scenario, started once, in order: one PGlite directory takes one process at a time. */
 interface Runs {
+  unmigrated: Run
   migrate: Run
   created: Run
   again: Run
@@ -102,14 +103,19 @@ describe('manage createsuperuser', () => {
     ])
     // Awaited below; a failure must not count as unhandled meanwhile.
     early.catch(() => undefined)
+    const unmigrated = await manage(['createsuperuser', '--email', FLAG_EMAIL, '--password', STRONG])
     const migrate = await manage(['migrate'])
     const created = await manage(['createsuperuser', '--email', FLAG_EMAIL, '--password', STRONG])
     const again = await manage(['createsuperuser', '--email', FLAG_EMAIL.toUpperCase(), '--password', 'another-strong-passphrase-7'])
     const fromEnv = await manage(['createsuperuser'], { DJANGO_SUPERUSER_EMAIL: ENV_EMAIL, DJANGO_SUPERUSER_PASSWORD: STRONG })
     const weak = await manage(['createsuperuser', '--email', WEAK_EMAIL, '--password', 'password'])
     const [none, passwordOnly, unknownOption] = await early
-    runs = { migrate, created, again, fromEnv, weak, none, passwordOnly, unknownOption }
+    runs = { unmigrated, migrate, created, again, fromEnv, weak, none, passwordOnly, unknownOption }
   }, 180_000)
+
+  it('on a database never migrated, says to migrate first (exit 1), not a failed query', () => {
+    expect(runs.unmigrated).toMatchObject({ code: 1, stdout: '', stderr: 'The database has no tables yet (or misses newer ones): run `npm run manage -- migrate` first.\n' })
+  })
 
   it('migrates the fresh directory first', () => {
     expect(runs.migrate.stderr).toBe('')
