@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
-import type { Platform } from '../../core/platform.js'
 import type { AuthGuards } from '../../core/auth.js'
+import type { Platform } from '../../core/platform.js'
 import type { OrdersService } from '../orders/service.js'
 import type { PaymentsService } from '../payments/service.js'
 import type { ProductsService } from '../products/service.js'

@@ -82,7 +82,7 @@ export const DashboardSchema = Type.Object({
   zero_result_searches: Type.Array(Type.Object({ query: Type.String(), searches: Type.Integer() }), { description: 'the ten queries most often answered with no product' }),
 })
 
-export const SalesRowSchema = Type.Object({ period: Day('first day of the period (a Monday for weeks, the 1st for months)'), ...summaryFields })
+const SalesRowSchema = Type.Object({ period: Day('first day of the period (a Monday for weeks, the 1st for months)'), ...summaryFields })
 
 export const SalesReportSchema = Type.Object({
   ...reportHeader,
