@@ -1,36 +1,8 @@
 import { Type } from 'typebox'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createTestApp, usesPostgres, type TestApp } from '../../test/harness.js'
+import { find, parseMetrics, valueOf } from '../../test/prometheus-text.js'
 import { defineTask, UnrecoverableError } from './queue/index.js'
-
-interface Sample {
-  name: string
-  labels: Record<string, string>
-  value: number
-}
-
-/** Prometheus text format → samples (comments skipped). */
-function parseMetrics(text: string): Sample[] {
-  const samples: Sample[] = []
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line)
-    if (!match) throw new Error(`not a sample line: ${line}`)
-    const labels: Record<string, string> = {}
-    for (const [, key, value] of (match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[key!] = value!
-    samples.push({ name: match[1]!, labels, value: Number(match[3]) })
-  }
-  return samples
-}
-
-const find = (samples: Sample[], name: string, labels: Record<string, string> = {}) =>
-  samples.filter((s) => s.name === name && Object.entries(labels).every(([key, value]) => s.labels[key] === value))
-
-const valueOf = (samples: Sample[], name: string, labels: Record<string, string> = {}) => {
-  const found = find(samples, name, labels)
-  expect(found, `${name} ${JSON.stringify(labels)}`).toHaveLength(1)
-  return found[0]!.value
-}
 
 describe('GET /metrics/', () => {
   let t: TestApp

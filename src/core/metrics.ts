@@ -13,6 +13,21 @@ export interface Metrics {
   httpDuration: Histogram<'method' | 'route' | 'status'>
   taskRuns: Counter<'task' | 'outcome'>
   taskDuration: Histogram<'task'>
+  business: BusinessMetrics
+}
+
+/**
+ * What the shop did, counted by the process that did it once its transaction committed (callers
+ * use `ctx.afterCommit`): Prometheus adds the processes up, and a rolled-back checkout counts nothing.
+ */
+export interface BusinessMetrics {
+  orderPlaced(currency: string): void
+  /** An order paid (the first time), with its total in minor units. */
+  orderPaid(currency: string, total: number): void
+  paymentFailed(provider: string): void
+  reservationExpired(): void
+  /** A provider's webhook event arrived this long after the provider created it. */
+  webhookReceived(provider: string, lagSeconds: number): void
 }
 
 export interface MetricSources {
@@ -65,6 +80,14 @@ export function createMetrics(sources: MetricSources): Metrics {
       this.set((await sources.outboxBacklog().catch(() => ({ count: -1 }))).count)
     },
   })
+  new Gauge({
+    name: 'outbox_oldest_event_age_seconds',
+    help: 'Age of the oldest domain event not yet handed to the queue (0 when none waits; -1 when unknown)',
+    registers,
+    async collect() {
+      this.set((await sources.outboxBacklog().catch(() => ({ oldest_age_seconds: -1 }))).oldest_age_seconds)
+    },
+  })
 
   return {
     registry,
@@ -78,5 +101,32 @@ export function createMetrics(sources: MetricSources): Metrics {
     }),
     taskRuns: new Counter({ name: 'tasks_total', help: 'Task runs by outcome', labelNames: ['task', 'outcome'], registers }),
     taskDuration: new Histogram({ name: 'task_duration_seconds', help: 'Task run time', labelNames: ['task'], registers }),
+    business: businessMetrics(registers),
+  }
+}
+
+function businessMetrics(registers: Registry[]): BusinessMetrics {
+  const placed = new Counter({ name: 'shop_orders_placed_total', help: 'Orders placed at checkout', labelNames: ['currency'], registers })
+  const paid = new Counter({ name: 'shop_orders_paid_total', help: 'Orders paid (each once)', labelNames: ['currency'], registers })
+  const revenue = new Counter({ name: 'shop_revenue_minor_units_total', help: 'Totals of the orders paid, in minor units of the currency', labelNames: ['currency'], registers })
+  const failures = new Counter({ name: 'shop_payment_failures_total', help: 'Payments the provider reported as failed', labelNames: ['provider'], registers })
+  const expired = new Counter({ name: 'shop_reservations_expired_total', help: 'Unpaid orders cancelled when their stock reservation ran out', registers })
+  const webhookLag = new Histogram({
+    name: 'shop_webhook_lag_seconds',
+    help: "Time from a provider creating a webhook event to its arrival (the provider's retries show here)",
+    labelNames: ['provider'],
+    // Seconds when all is well, minutes to days while the provider retries.
+    buckets: [1, 5, 15, 60, 300, 900, 3_600, 21_600, 86_400],
+    registers,
+  })
+  return {
+    orderPlaced: (currency) => placed.inc({ currency }),
+    orderPaid(currency, total) {
+      paid.inc({ currency })
+      revenue.inc({ currency }, total)
+    },
+    paymentFailed: (provider) => failures.inc({ provider }),
+    reservationExpired: () => expired.inc(),
+    webhookReceived: (provider, lagSeconds) => webhookLag.observe({ provider }, Math.max(0, lagSeconds)),
   }
 }

@@ -12,6 +12,7 @@
 import { isStaff } from '../../core/auth.js'
 import type { Actor, Ctx } from '../../core/context.js'
 import type { DayRange } from '../../core/db/days.js'
+import type { BusinessMetrics } from '../../core/metrics.js'
 import { AppError, ForbiddenError, NotFoundError, ValidationError } from '../../core/errors.js'
 import { decodeCursor, encodeCursor } from '../../core/http/pagination.js'
 import type { ProductsService } from '../products/service.js'
@@ -118,7 +119,7 @@ const actorLabel = (actor: Actor | null) => (actor ? `${actor.kind}:${actor.id}`
 const isOrderCursor = (value: unknown): value is { t: string; id: string } =>
   typeof value === 'object' && value !== null && typeof (value as { t: unknown }).t === 'string' && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/.test((value as { t: string }).t) && /^[0-9a-f-]{36}$/.test(String((value as { id: unknown }).id))
 
-export function createOrdersService(deps: { products: ProductsService; coupons: CouponReleaser; payments: PaymentSummaries }) {
+export function createOrdersService(deps: { products: ProductsService; coupons: CouponReleaser; payments: PaymentSummaries; metrics: Pick<BusinessMetrics, 'orderPlaced' | 'orderPaid' | 'reservationExpired'> }) {
   const { products } = deps
 
   const toDto = (order: OrderRow, items: OrderItemRow[], events: OrderEventRow[], payment: OrderPaymentSummary | undefined): OrderDto => ({
@@ -199,6 +200,7 @@ export function createOrdersService(deps: { products: ProductsService; coupons: 
       to,
       refund_due: to === 'cancelled' && order.status !== 'pending_payment',
     } satisfies OrdersEvents['order.status_changed'])
+    if (to === 'paid') tx.afterCommit(() => deps.metrics.orderPaid(order.currency, order.total))
     return updated
   }
 
@@ -226,6 +228,7 @@ export function createOrdersService(deps: { products: ProductsService; coupons: 
       await q.insertItems(tx.db, input.items.map((item) => ({ ...item, order_id: order.id })))
       await q.insertEvent(tx.db, { order_id: order.id, type: 'created', to_status: 'pending_payment', actor: actorLabel(tx.actor) })
       await tx.events.publish('order.created', { order_id: order.id, number: order.number } satisfies OrdersEvents['order.created'])
+      tx.afterCommit(() => deps.metrics.orderPlaced(order.currency))
       return order
     },
 
@@ -361,6 +364,7 @@ export function createOrdersService(deps: { products: ProductsService; coupons: 
       await q.setStatus(tx.db, row.id, 'paid', { reservation_expires_at: null })
       await q.insertEvent(tx.db, { order_id: row.id, type: 'reinstated', from_status: 'cancelled', to_status: 'paid', note: 'Paid after it was cancelled; the goods were still in stock.', actor: actorLabel(tx.actor) })
       await tx.events.publish('order.status_changed', { order_id: row.id, number: row.number, from: 'cancelled', to: 'paid', refund_due: false })
+      tx.afterCommit(() => deps.metrics.orderPaid(row.currency, row.total))
       return 'reinstated'
     },
 
@@ -389,8 +393,10 @@ export function createOrdersService(deps: { products: ProductsService; coupons: 
       while (cancelled < batch) {
         const done = await ctx.tx(async (tx) => {
           const [order] = await q.lockExpired(tx.db, 1)
-          if (order) await move(tx, order, 'cancelled', { reason: 'reservation_expired', note: 'The reservation expired before payment.' })
-          return order !== undefined
+          if (!order) return false
+          await move(tx, order, 'cancelled', { reason: 'reservation_expired', note: 'The reservation expired before payment.' })
+          tx.afterCommit(() => deps.metrics.reservationExpired())
+          return true
         })
         if (!done) break
         cancelled += 1

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Settings } from '../../config/index.js'
 import type { AuthGuards } from '../../core/auth.js'
 import type { Logger } from '../../core/logging.js'
+import type { BusinessMetrics } from '../../core/metrics.js'
 import { createDummyProvider } from './dummy-provider.js'
 import type { PaymentProvider } from './provider.js'
 import { paymentRoutes, webhookRoutes } from './routes.js'
@@ -17,7 +18,7 @@ export async function createPaymentProvider(settings: Settings, log: Logger): Pr
 }
 
 /** /api/payments/ and Stripe's webhook. */
-export async function paymentsApp(app: FastifyInstance, deps: { payments: PaymentsService; guards: AuthGuards; webhookSecret: string | null }): Promise<void> {
+export async function paymentsApp(app: FastifyInstance, deps: { payments: PaymentsService; guards: AuthGuards; webhookSecret: string | null; metrics: Pick<BusinessMetrics, 'webhookReceived'> }): Promise<void> {
   await app.register(paymentRoutes(deps.payments, deps.guards))
-  await app.register(webhookRoutes(deps.payments, deps.webhookSecret))
+  await app.register(webhookRoutes(deps.payments, deps.webhookSecret, deps.metrics))
 }

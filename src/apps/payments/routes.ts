@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { AuthGuards } from '../../core/auth.js'
 import { Problem } from '../../core/http/schemas.js'
+import type { BusinessMetrics } from '../../core/metrics.js'
 import { CreatePaymentBody, GuestAccessQuery, PaymentParams, PaymentSchema, RefundBody, RefundSchema, WebhookAnswer } from './schemas.js'
 import type { PaymentsService } from './service.js'
 import { handleStripeEvent, verifyStripeDelivery } from './webhooks.js'
@@ -56,7 +57,7 @@ export function paymentRoutes(payments: PaymentsService, guards: AuthGuards): Fa
 }
 
 /** Stripe's deliveries: the body stays raw bytes here, because the signature covers exactly those. */
-export function webhookRoutes(payments: PaymentsService, webhookSecret: string | null): FastifyPluginAsyncTypebox {
+export function webhookRoutes(payments: PaymentsService, webhookSecret: string | null, metrics: Pick<BusinessMetrics, 'webhookReceived'>): FastifyPluginAsyncTypebox {
   return async (app) => {
     // Only JSON: Fastify's default text/plain parser would let any other body through.
     app.removeAllContentTypeParsers()
@@ -75,6 +76,8 @@ export function webhookRoutes(payments: PaymentsService, webhookSecret: string |
       const signature = request.headers['stripe-signature']
       const event = await verifyStripeDelivery(request.body as Buffer, typeof signature === 'string' ? signature : undefined, webhookSecret)
       const result = await handleStripeEvent(request.ctx, payments, event)
+      // Only first deliveries: a retry of an event already applied says nothing new about lag.
+      if (!result.duplicate) metrics.webhookReceived('stripe', Date.now() / 1000 - event.created)
       return { received: true, ...result }
     })
   }

@@ -12,6 +12,7 @@ import { isStaff } from '../../core/auth.js'
 import type { Ctx } from '../../core/context.js'
 import type { DayRange } from '../../core/db/days.js'
 import { NotFoundError } from '../../core/errors.js'
+import type { BusinessMetrics } from '../../core/metrics.js'
 import type { OrderPaymentSummary, OrdersService, PayableOrder } from '../orders/service.js'
 import { ConfirmUnavailableError, FullyRefundedError, NotCapturedError, OrderNotPayableError, RefundTooLargeError } from './errors.js'
 import type { PaymentsEvents } from './events.js'
@@ -75,7 +76,7 @@ export type UpdateOutcome = 'applied' | 'stale' | 'flagged' | 'refunded_unavaila
 const nowSeconds = () => Math.floor(Date.now() / 1000)
 const actorLabel = (ctx: Ctx) => (ctx.actor ? `${ctx.actor.kind}:${ctx.actor.id}` : 'system')
 
-export function createPaymentsService(deps: { provider: PaymentProvider; orders: OrdersService; /** The dummy confirm is for local use: never in production. */ allowDummyConfirm: boolean }) {
+export function createPaymentsService(deps: { provider: PaymentProvider; orders: OrdersService; metrics: Pick<BusinessMetrics, 'paymentFailed'>; /** The dummy confirm is for local use: never in production. */ allowDummyConfirm: boolean }) {
   const { provider, orders } = deps
 
   const refundDto = (row: RefundRow, currency: string): RefundDto => ({
@@ -213,6 +214,7 @@ export function createPaymentsService(deps: { provider: PaymentProvider; orders:
     if (update.status === 'failed') {
       await orders.note(tx, payment.order_id, 'payment_failed', update.failureMessage ?? 'The payment failed.')
       await tx.events.publish('payment.failed', { payment_id: payment.id, order_id: payment.order_id } satisfies PaymentsEvents['payment.failed'])
+      tx.afterCommit(() => deps.metrics.paymentFailed(payment.provider))
     }
     if (update.status !== 'succeeded') return 'applied'
 
