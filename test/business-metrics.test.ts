@@ -2,10 +2,12 @@
  * Business and reliability metrics from real flows: checkouts against the Stripe stand-in, a
  * failed and a succeeded payment by signed webhook, an expired reservation. The exposition is
  * checked by Prometheus's own `promtool`, and a real Prometheus server (Debian's package, installed
- * by .ci/run) scrapes the listening app and reads the counters back.
+ * by .ci/run) scrapes the listening app, reads the counters back and evaluates every query of the
+ * shipped Grafana dashboard.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes, randomUUID } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -13,6 +15,7 @@ import { promisify } from 'node:util'
 import { eq, sql } from 'drizzle-orm'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { payments } from '../src/apps/payments/tables.js'
+import { projectRoot } from '../src/config/index.js'
 import { seedPricingDefaults } from '../src/apps/cart/pricing-queries.js'
 import type { OrderDto } from '../src/apps/orders/service.js'
 import { factories } from './factories.js'
@@ -145,8 +148,39 @@ describe('a real Prometheus server', () => {
     expect(placed).toBe('2')
     const up = (await (await fetch(`http://127.0.0.1:${port}/api/v1/query?query=up`)).json()) as { data: { result: Array<{ value: [number, string] }> } }
     expect(up.data.result.map((sample) => sample.value[1])).toEqual(['1'])
+
+    // Every query of the shipped Grafana dashboard is one this Prometheus evaluates.
+    for (const expr of dashboardQueries()) {
+      const res = await fetch(`http://127.0.0.1:${port}/api/v1/query?query=${encodeURIComponent(expr)}`)
+      expect({ expr, status: ((await res.json()) as { status: string }).status }).toEqual({ expr, status: 'success' })
+    }
   })
 })
+
+describe('the Grafana dashboard (deploy/grafana/shop-backend.json)', () => {
+  it('asks only for series the app exposes, in PromQL that promtool accepts', async () => {
+    const exposed = new Set(parseMetrics((await scrape()).text).map((sample) => sample.name))
+    const queries = dashboardQueries()
+    expect(queries.length).toBeGreaterThan(10)
+    // Metric names have underscores; PromQL's functions and our label names here do not, but one.
+    const names = new Set(queries.flatMap((expr) => expr.match(/\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b/g) ?? []).filter((name) => name !== 'histogram_quantile'))
+    expect([...names].filter((name) => !exposed.has(name))).toEqual([])
+
+    const scratch = await mkdtemp(join(tmpdir(), 'grafana-'))
+    try {
+      const rules = queries.map((expr, i) => `      - record: dashboard:query_${i}\n        expr: ${JSON.stringify(expr)}`).join('\n')
+      await writeFile(join(scratch, 'rules.yml'), `groups:\n  - name: dashboard\n    rules:\n${rules}\n`)
+      expect((await run('promtool', ['check', 'rules', join(scratch, 'rules.yml')])).stdout).toContain(`SUCCESS: ${queries.length} rules found`)
+    } finally {
+      await rm(scratch, { recursive: true, force: true })
+    }
+  })
+})
+
+function dashboardQueries(): string[] {
+  const dashboard = JSON.parse(readFileSync(join(projectRoot, 'deploy', 'grafana', 'shop-backend.json'), 'utf8')) as { panels: Array<{ targets: Array<{ expr: string }> }> }
+  return dashboard.panels.flatMap((panel) => panel.targets.map((target) => target.expr))
+}
 
 async function promtoolCheckMetrics(text: string): Promise<{ code: number; output: string }> {
   return new Promise((resolve, reject) => {
