@@ -55,7 +55,7 @@ export async function buildApp(settings: Settings, overrides: PlatformOverrides 
   })
   app.addSchema(ProblemSchema)
 
-  registerErrorHandling(app, { debug: settings.debug })
+  registerErrorHandling(app, { debug: settings.debug, errors: platform.errors })
   registerRequestHooks(app, platform)
   await registerSecurity(app, settings)
   await registerRateLimit(app, settings, platform.cache)

@@ -1,19 +1,22 @@
 /**
  * The shared infrastructure one process needs (database, cache, queue, email, outbox relay,
- * metrics), created from settings and closed together. Apps receive it at composition time.
+ * metrics, error reporting), created from settings and closed together. Apps receive it at composition time.
  */
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import type { DestinationStream, Logger as PinoLogger } from 'pino'
-import type { Settings } from '../config/index.js'
+import { projectRoot, type Settings } from '../config/index.js'
 import { createCache, type Cache } from './cache.js'
 import { createCtx, type Actor, type Ctx } from './context.js'
 import { createDatabase, type Database } from './db/index.js'
 import { createMailer, createSendEmailTask, type Mailer } from './email.js'
+import { createErrorReporter, type ErrorReporter } from './error-reporting.js'
 import { createEmailTemplates, type EmailTemplates } from './email-templates.js'
 import { createOutboxRelay, type OutboxRelay } from './events/index.js'
 import { createCleanExpiredTask } from './housekeeping.js'
 import { createLogger, type Logger } from './logging.js'
 import { createMetrics, type Metrics } from './metrics.js'
-import { createInProcessQueue, TaskRegistry, type TaskQueue } from './queue/index.js'
+import { createInProcessQueue, TaskRegistry, type TaskFailureHandler, type TaskQueue } from './queue/index.js'
 import { createStorage, type Storage } from './storage.js'
 
 export interface Platform {
@@ -30,6 +33,8 @@ export interface Platform {
   emails: EmailTemplates
   relay: OutboxRelay
   metrics: Metrics
+  /** Sentry, when SENTRY_DSN is set (a no-op otherwise). */
+  errors: ErrorReporter
   /** A context for work outside a request (tasks, commands). */
   context(options?: { requestId?: string; actor?: Actor | null; log?: Logger }): Ctx
   close(): Promise<void>
@@ -52,6 +57,7 @@ export async function createPlatform(settings: Settings, overrides: PlatformOver
   const cache = await createCache(settings, log)
   const storage = createStorage(settings, log)
   const tasks = new TaskRegistry()
+  const errors = await createErrorReporter({ dsn: settings.observability.sentryDsn, environment: settings.environment, release: `shop-backend@${packageVersion()}` })
   const mailer = createMailer(settings, log)
   const emails = createEmailTemplates({ shopName: settings.auth.shopName, shopUrl: settings.auth.frontendUrl, cache: settings.environment === 'production', directory: settings.email.templatesDir })
   tasks.register(createSendEmailTask(mailer))
@@ -62,7 +68,7 @@ export async function createPlatform(settings: Settings, overrides: PlatformOver
   // (and BullMQ, a fifth of a second to load, is not loaded).
   const queue = settings.queue.brokerUrl
     ? (await import('./queue/bullmq.js')).createBullmqQueue({ settings: { ...settings.queue, brokerUrl: settings.queue.brokerUrl, prefix: queuePrefixOf(settings) }, registry: tasks, log })
-    : createInProcessQueue({ registry: tasks, settings: settings.queue, log, onFinished: recordTaskRun(() => metrics) })
+    : createInProcessQueue({ registry: tasks, settings: settings.queue, log, onFinished: recordTaskRun(() => metrics), onFailed: reportTaskFailure(errors) })
   const relay = createOutboxRelay({ db: database.db, queue, registry: tasks, log, pollMs: settings.queue.outboxPollMs })
   relay.start()
 
@@ -82,6 +88,7 @@ export async function createPlatform(settings: Settings, overrides: PlatformOver
     emails,
     relay,
     metrics,
+    errors,
     context: (options = {}) =>
       createCtx({
         db: database.db,
@@ -95,11 +102,21 @@ export async function createPlatform(settings: Settings, overrides: PlatformOver
       // Leave part of the shutdown budget for closing the pools after the jobs.
       await queue.close(Math.floor(settings.http.shutdownTimeoutMs * 0.8))
       mailer.close()
+      await errors.close()
       await cache.close()
       storage.close?.()
       await database.close()
     },
   }
+}
+
+/** Tasks that failed for good go to the error reporter, whichever runner ran them. */
+export function reportTaskFailure(errors: ErrorReporter): TaskFailureHandler {
+  return (task, err, job) => errors.taskFailed(err, { task, jobId: job.id, attempts: job.attempts })
+}
+
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf8')) as { version: string }).version
 }
 
 /** BullMQ's keys live under the cache prefix, so shops (and test runs) sharing a Redis stay apart. */

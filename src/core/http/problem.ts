@@ -1,11 +1,13 @@
 /**
  * The one error handler: every failure leaves as RFC 9457 problem details. Domain errors keep
  * their status and code; validation failures become 422 with per-field messages; Fastify's own
- * 4xx errors keep their status; anything else is a 500 whose detail stays in the log.
+ * 4xx errors keep their status; anything else is a 500 whose detail stays in the log (and goes to
+ * Sentry when configured).
  */
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { sqlStateOf } from '../db/index.js'
+import type { ErrorReporter } from '../error-reporting.js'
 import { AppError } from '../errors.js'
 import type { Problem } from './schemas.js'
 
@@ -33,11 +35,13 @@ const FASTIFY_CODES: Record<number, string> = {
   429: 'rate_limited',
 }
 
-export function registerErrorHandling(app: FastifyInstance, options: { debug: boolean }): void {
+export function registerErrorHandling(app: FastifyInstance, options: { debug: boolean; errors: Pick<ErrorReporter, 'requestFailed'> }): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const problem = toProblem(error, request, options.debug)
-    if (problem.status >= 500) request.log.error({ err: error }, 'request failed')
-    else request.log.info({ code: problem.code, status: problem.status, detail: problem.detail }, 'request rejected')
+    if (problem.status >= 500) {
+      request.log.error({ err: error }, 'request failed')
+      options.errors.requestFailed(error, { method: request.method, route: request.routeOptions.url ?? '(unmatched)', status: problem.status, requestId: String(request.id) })
+    } else request.log.info({ code: problem.code, status: problem.status, detail: problem.detail }, 'request rejected')
     if (error instanceof AppError && error.headers) reply.headers(error.headers)
     return sendProblem(reply, problem)
   })

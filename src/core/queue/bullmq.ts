@@ -11,7 +11,7 @@
  */
 import { Queue, UnrecoverableError as BullUnrecoverableError, Worker, type Job } from 'bullmq'
 import type { Logger } from '../logging.js'
-import { isFinalFailure, planOf, runAttempt, validatePayload, type FailedJob, type QueueDefaults, type QueueStats, type TaskQueue, type TaskRegistry } from './index.js'
+import { isFinalFailure, planOf, runAttempt, validatePayload, type FailedJob, type QueueDefaults, type QueueStats, type TaskFailureHandler, type TaskQueue, type TaskRegistry } from './index.js'
 import { QUEUE_NAMES, type QueueName } from './routing.js'
 
 export interface BullmqSettings extends QueueDefaults {
@@ -156,6 +156,7 @@ export function startWorkers(options: {
   registry: TaskRegistry
   log: Logger
   onFinished?: (task: string, outcome: 'completed' | 'failed' | 'retried', seconds: number) => void
+  onFailed?: TaskFailureHandler
 }): RunningWorkers {
   const { settings, registry, log } = options
   const workers = settings.queues.map((name) => {
@@ -172,6 +173,7 @@ export function startWorkers(options: {
           const final = isFinalFailure(err) || job.attemptsMade + 1 >= (job.opts.attempts ?? 1)
           jobLog[final ? 'error' : 'warn']({ err }, final ? 'task failed permanently' : 'task failed, will retry')
           options.onFinished?.(job.name, final ? 'failed' : 'retried', (performance.now() - started) / 1000)
+          if (final) options.onFailed?.(job.name, err, { id: job.id!, attempts: job.attemptsMade + 1 })
           // BullMQ's own class makes it skip the remaining attempts.
           if (isFinalFailure(err)) throw new BullUnrecoverableError(err instanceof Error ? err.message : String(err))
           throw err

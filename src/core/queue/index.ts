@@ -185,7 +185,11 @@ export interface InProcessQueueOptions {
   settings: QueueDefaults
   log: Logger
   onFinished?: (task: string, outcome: 'completed' | 'failed', seconds: number) => void
+  /** A job that failed for good (error reporting). */
+  onFailed?: TaskFailureHandler
 }
+
+export type TaskFailureHandler = (task: string, err: unknown, job: { id: string; attempts: number }) => void
 
 /** Runs jobs in this process, on the event loop. Jobs still waiting at exit are lost: use a broker in production. */
 export function createInProcessQueue(options: InProcessQueueOptions): TaskQueue {
@@ -232,6 +236,7 @@ export function createInProcessQueue(options: InProcessQueueOptions): TaskQueue 
       jobLog.error({ err }, 'task failed permanently')
       failedJobs.push({ id, task: task.name, payload, attempts: number, error: err instanceof Error ? err.message : String(err), failed_at: new Date().toISOString() })
       options.onFinished?.(task.name, 'failed', (performance.now() - started) / 1000)
+      options.onFailed?.(task.name, err, { id, attempts: number })
     }
   }
 
