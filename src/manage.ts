@@ -10,7 +10,7 @@
  *   periodic list | enable NAME | disable NAME   show or switch the periodic schedule of `npm run beat`
  */
 import { parseArgs } from 'node:util'
-import { ConfigError, loadProcessSettings, type Settings } from './config/index.js'
+import { ConfigError, type Settings } from './config/index.js'
 import { serviceNames } from './config/settings.js'
 import { createAccountsService } from './apps/accounts/service.js'
 import { createCatalogCache } from './apps/products/catalog-cache.js'
@@ -29,6 +29,7 @@ import { createServiceTokenManager, isServiceName } from './core/service-auth/in
 import { queuePrefixOf } from './core/platform.js'
 import { TaskRegistry } from './core/queue/index.js'
 import { createStorage } from './core/storage.js'
+import { loadProcessSettingsWithVault } from './core/vault-settings.js'
 
 /** run resolves to the exit code, or nothing for 0. */
 type Command = { summary: string; run: (settings: Settings, args: string[]) => Promise<number | void> }
@@ -264,7 +265,8 @@ async function main(argv: string[]): Promise<number> {
     return 2
   }
   // Commands run with the selected environment's settings, minus start-up side effects.
-  const settings = loadProcessSettings({ db: { migrateOnStart: false, seedDemoOnStart: false } })
+  // With USE_VAULT the secret is read once; a command is too short-lived to need its token renewed.
+  const { settings } = await loadProcessSettingsWithVault({ db: { migrateOnStart: false, seedDemoOnStart: false } })
   return (await command.run(settings, args)) ?? 0
 }
 

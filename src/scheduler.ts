@@ -5,13 +5,14 @@
  */
 import { buildApp } from './app.js'
 import { DEFAULT_SCHEDULE } from './apps/schedule.js'
-import { EXIT_CONFIG, loadProcessSettingsOrExit } from './config/index.js'
+import { EXIT_CONFIG } from './config/index.js'
 import { schedulerFor } from './core/scheduler/index.js'
 import { exitGracefullyOnSignals } from './core/shutdown.js'
+import { keepVaultSessionAlive, loadProcessSettingsWithVaultOrExit } from './core/vault-settings.js'
 
 async function main(): Promise<void> {
   // Seeding the demo catalog is the API process's start-up work, not the scheduler's.
-  const settings = loadProcessSettingsOrExit({ db: { seedDemoOnStart: false } })
+  const { settings, vault } = await loadProcessSettingsWithVaultOrExit({ db: { seedDemoOnStart: false } })
 
   if (!settings.queue.brokerUrl) {
     process.stderr.write('npm run beat needs CELERY_BROKER_URL (a Redis URL). Without a broker the API process keeps the periodic schedule itself.\n')
@@ -19,6 +20,7 @@ async function main(): Promise<void> {
   }
   const app = await buildApp(settings)
   await app.ready()
+  const vaultSession = vault && keepVaultSessionAlive(vault, app.log)
   const scheduler = schedulerFor(app.platform, DEFAULT_SCHEDULE)
   await scheduler.ensureDefaults()
   // The scheduler's timer is unref'd so it never holds other processes open; this one exists for it.
@@ -28,6 +30,7 @@ async function main(): Promise<void> {
     message: 'scheduler shutting down',
     forceAfterMs: settings.http.shutdownTimeoutMs,
     stop: async () => {
+      vaultSession?.stop()
       clearInterval(keepAlive)
       await scheduler.stop()
       await app.close()

@@ -1,13 +1,21 @@
 /** Entry point of the API process: load settings, build the app, listen, shut down gracefully. */
 import { buildApp } from './app.js'
-import { loadProcessSettingsOrExit } from './config/index.js'
 import { exitGracefullyOnSignals } from './core/shutdown.js'
+import { keepVaultSessionAlive, loadProcessSettingsWithVaultOrExit } from './core/vault-settings.js'
 
 async function main(): Promise<void> {
-  const settings = loadProcessSettingsOrExit()
+  const { settings, vault } = await loadProcessSettingsWithVaultOrExit()
 
   const app = await buildApp(settings)
-  exitGracefullyOnSignals(app.log, { message: 'shutting down: finishing in-flight requests', forceAfterMs: settings.http.shutdownTimeoutMs, stop: () => app.close() })
+  const vaultSession = vault && keepVaultSessionAlive(vault, app.log)
+  exitGracefullyOnSignals(app.log, {
+    message: 'shutting down: finishing in-flight requests',
+    forceAfterMs: settings.http.shutdownTimeoutMs,
+    stop: () => {
+      vaultSession?.stop()
+      return app.close()
+    },
+  })
 
   await app.listen({ host: settings.http.host, port: settings.http.port })
   app.log.info(

@@ -9,11 +9,12 @@ import { createServer, type Server } from 'node:http'
 import { parseArgs } from 'node:util'
 import type { Registry } from 'prom-client'
 import { buildApp } from './app.js'
-import { EXIT_CONFIG, loadProcessSettingsOrExit, type Settings } from './config/index.js'
+import { EXIT_CONFIG, type Settings } from './config/index.js'
 import { queuePrefixOf, recordTaskRun } from './core/platform.js'
 import { startWorkers } from './core/queue/bullmq.js'
 import { parseQueueNames, type QueueName } from './core/queue/routing.js'
 import { exitGracefullyOnSignals } from './core/shutdown.js'
+import { keepVaultSessionAlive, loadProcessSettingsWithVaultOrExit } from './core/vault-settings.js'
 
 const EX_USAGE = 64
 
@@ -34,7 +35,7 @@ function options(settings: Settings): { queues: QueueName[]; concurrency: number
 }
 
 async function main(): Promise<void> {
-  const settings = loadProcessSettingsOrExit()
+  const { settings, vault } = await loadProcessSettingsWithVaultOrExit()
   const brokerUrl = settings.queue.brokerUrl
   if (!brokerUrl) fail(EXIT_CONFIG, 'npm run worker needs CELERY_BROKER_URL (a Redis URL). Without a broker, tasks run inside the API process.')
   const { queues, concurrency } = options(settings)
@@ -42,6 +43,7 @@ async function main(): Promise<void> {
   const app = await buildApp(settings)
   await app.ready()
   const { platform } = app
+  const vaultSession = vault && keepVaultSessionAlive(vault, platform.log)
   const workers = startWorkers({
     settings: { brokerUrl, prefix: queuePrefixOf(settings), queues, concurrency, lockDurationMs: settings.queue.worker.lockDurationMs },
     defaults: settings.queue,
@@ -58,6 +60,7 @@ async function main(): Promise<void> {
     // Running jobs get most of the budget; what is left closes the pools.
     forceAfterMs: budget + 2_000,
     stop: async () => {
+      vaultSession?.stop()
       metricsServer?.close()
       await workers.close(Math.floor(budget * 0.8))
       await app.close()

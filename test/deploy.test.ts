@@ -136,12 +136,13 @@ describe('entrypoint.sh', () => {
   afterAll(() => rm(scratch, { recursive: true, force: true }))
 
   let runs = 0
+  let lastStderr = ''
   async function entrypoint(args: string[], env: Record<string, string> = {}): Promise<{ code: number; calls: string[] }> {
     const calls = join(scratch, `calls-${++runs}`)
     await writeFile(calls, '')
     const result = await run('sh', [join(projectRoot, 'entrypoint.sh'), ...args], { cwd: scratch, env: { PATH: `${scratch}:/usr/bin:/bin`, CALLS: calls, ...env } }).then(
-      () => 0,
-      (err: { code: number }) => err.code,
+      ({ stderr }) => ((lastStderr = stderr), 0),
+      (err: { code: number; stderr: string }) => ((lastStderr = err.stderr), err.code),
     )
     return { code: result, calls: (await readFile(calls, 'utf8')).split('\n').filter(Boolean) }
   }
@@ -161,6 +162,33 @@ describe('entrypoint.sh', () => {
     expect(await entrypoint(['beat'], { RUN_MIGRATIONS: '1' })).toEqual({ code: 0, calls: ['dist/manage.js migrate', `${heap} dist/scheduler.js`] })
     expect(await entrypoint(['web'], { RUN_MIGRATIONS: 'false' })).toEqual({ code: 0, calls: [`${heap} dist/server.js`] })
     expect(await entrypoint(['web'], { RUN_MIGRATIONS: 'true', FAIL_MIGRATE: '1' })).toEqual({ code: 3, calls: ['dist/manage.js migrate'] })
+  })
+
+  describe('with USE_VAULT', () => {
+    const approle = { USE_VAULT: 'true', VAULT_ADDR: 'https://vault.internal:8200', VAULT_ROLE_ID: 'role-1', VAULT_SECRET_ID: 'secret-1' }
+
+    it('starts every process when VAULT_ADDR, VAULT_ROLE_ID and VAULT_SECRET_ID are set, with no VAULT_TOKEN', async () => {
+      expect(await entrypoint(['web'], approle)).toEqual({ code: 0, calls: [`${heap} dist/server.js`] })
+      expect(await entrypoint(['worker'], approle)).toEqual({ code: 0, calls: [`${heap} dist/worker.js`] })
+      expect(await entrypoint(['beat'], { ...approle, RUN_MIGRATIONS: 'true' })).toEqual({ code: 0, calls: ['dist/manage.js migrate', `${heap} dist/scheduler.js`] })
+      expect(await entrypoint(['manage', 'migrate'], approle)).toEqual({ code: 0, calls: [`${heap} dist/manage.js migrate`] })
+    })
+
+    it('refuses to start (exit 78, one line naming what is missing) with only VAULT_TOKEN, before any migration', async () => {
+      const tokenOnly = { USE_VAULT: 'True', VAULT_ADDR: 'https://vault.internal:8200', VAULT_TOKEN: 'hvs.abc', RUN_MIGRATIONS: 'true' }
+      for (const command of ['web', 'worker', 'beat', 'manage']) {
+        expect(await entrypoint([command], tokenOnly)).toEqual({ code: 78, calls: [] })
+        expect(lastStderr).toBe('USE_VAULT is on but VAULT_ROLE_ID, VAULT_SECRET_ID not set: the service logs in to Vault with AppRole (VAULT_TOKEN is neither needed nor enough)\n')
+      }
+    })
+
+    it('names each missing AppRole variable, and checks nothing when USE_VAULT is off', async () => {
+      expect(await entrypoint(['web'], { ...approle, VAULT_ADDR: '' })).toEqual({ code: 78, calls: [] })
+      expect(lastStderr).toMatch(/^USE_VAULT is on but VAULT_ADDR not set: /)
+      expect(await entrypoint(['web'], { ...approle, VAULT_SECRET_ID: '' })).toEqual({ code: 78, calls: [] })
+      expect(lastStderr).toMatch(/^USE_VAULT is on but VAULT_SECRET_ID not set: /)
+      expect(await entrypoint(['web'], { USE_VAULT: 'false' })).toEqual({ code: 0, calls: [`${heap} dist/server.js`] })
+    })
   })
 
   it('runs any other command as given', async () => {

@@ -78,32 +78,29 @@ export function loadSettings(raw: RawEnv, overrides: DeepPartial<Settings> = {})
   return deepFreeze(deepMerge(deepMerge(built.settings, profile.overrides ?? {}), overrides))
 }
 
-/** Settings for this process: the environment over `.env` in the project root. */
-export function loadProcessSettings(overrides: DeepPartial<Settings> = {}): Settings {
-  return loadSettings(withDotEnv(projectRoot, process.env), overrides)
-}
-
-/** EX_CONFIG of sysexits.h: what the entry points exit with for a configuration they cannot run. */
-export const EXIT_CONFIG = 78
-
 /**
- * The settings of an entry point (server, worker, beat). A bad configuration ends the process
- * with one clear message naming every problem and exit code 78; a stack trace would only hide it.
+ * EX_CONFIG of sysexits.h: what the entry points exit with for a configuration they cannot run.
+ * The entry points load their settings through core/vault-settings.ts (USE_VAULT needs a login
+ * before validation, so it is async and lives beside the Vault client).
  */
-export function loadProcessSettingsOrExit(overrides: DeepPartial<Settings> = {}): Settings {
-  try {
-    return loadProcessSettings(overrides)
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err
-    process.stderr.write(`${err.message}\n`)
-    return process.exit(EXIT_CONFIG)
-  }
-}
+export const EXIT_CONFIG = 78
 
 /** `dir/.env` (when present) under the given variables: a real environment variable always wins. */
 export function withDotEnv(dir: string, env: RawEnv): RawEnv {
+  return { ...readDotEnv(dir), ...env }
+}
+
+/**
+ * This process's environment and the project's `.env`, kept apart for a source that goes between
+ * them (Vault: see config/vault.ts).
+ */
+export function processEnvLayers(): { environment: RawEnv; dotEnv: RawEnv } {
+  return { environment: { ...process.env }, dotEnv: readDotEnv(projectRoot) }
+}
+
+function readDotEnv(dir: string): RawEnv {
   const file = join(dir, '.env')
-  return existsSync(file) ? { ...parseDotEnv(readFileSync(file)), ...env } : { ...env }
+  return existsSync(file) ? parseDotEnv(readFileSync(file)) : {}
 }
 
 function stringify(values: object): RawEnv {
