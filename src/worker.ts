@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util'
 import type { Registry } from 'prom-client'
 import { buildApp } from './app.js'
 import { EXIT_CONFIG, type Settings } from './config/index.js'
-import { queuePrefixOf, recordTaskRun } from './core/platform.js'
+import { queuePrefixOf, recordTaskRun, reportTaskFailure } from './core/platform.js'
 import { startWorkers } from './core/queue/bullmq.js'
 import { parseQueueNames, type QueueName } from './core/queue/routing.js'
 import { exitGracefullyOnSignals } from './core/shutdown.js'
@@ -50,6 +50,7 @@ async function main(): Promise<void> {
     registry: platform.tasks,
     log: platform.log,
     onFinished: recordTaskRun(() => platform.metrics),
+    onFailed: reportTaskFailure(platform.errors),
   })
 
   const metricsServer = serveMetrics(settings, platform.metrics.registry)

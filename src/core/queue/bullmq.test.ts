@@ -21,7 +21,7 @@ import { createTestApp, suiteRedisUrl, usesPostgres } from '../../../test/harnes
 import { projectRoot } from '../../config/index.js'
 import { createLogger } from '../logging.js'
 import { createBullmqQueue, startWorkers } from './bullmq.js'
-import { defineTask, TaskPayloadError, TaskRegistry, UnrecoverableError, type JobContext, type QueueDefaults, type TaskDefinition } from './index.js'
+import { defineTask, TaskPayloadError, TaskRegistry, UnrecoverableError, type JobContext, type QueueDefaults, type TaskDefinition, type TaskFailureHandler } from './index.js'
 import { QUEUE_NAMES, type QueueName } from './routing.js'
 
 const log = createLogger({ log: { level: 'silent', pretty: false } })
@@ -111,13 +111,14 @@ describe.runIf(suiteRedisUrl)('BullMQ task queue', () => {
     const registry = registryOf(tasks)
     const queue = createBullmqQueue({ settings: { ...settings, brokerUrl, prefix, enqueueTimeoutMs: 5_000 }, registry, log })
     closers.push(() => queue.close())
-    const work = (options: { registry?: TaskRegistry; queues?: QueueName[]; concurrency?: number; lockDurationMs?: number; onFinished?: (task: string, outcome: string) => void } = {}) => {
+    const work = (options: { registry?: TaskRegistry; queues?: QueueName[]; concurrency?: number; lockDurationMs?: number; onFinished?: (task: string, outcome: string) => void; onFailed?: TaskFailureHandler } = {}) => {
       const workers = startWorkers({
         settings: { brokerUrl, prefix, queues: options.queues ?? [...QUEUE_NAMES], concurrency: options.concurrency ?? 1, lockDurationMs: options.lockDurationMs ?? 5_000 },
         defaults: settings,
         registry: options.registry ?? registry,
         log,
         ...(options.onFinished ? { onFinished: options.onFinished } : {}),
+        ...(options.onFailed ? { onFailed: options.onFailed } : {}),
       })
       closers.push(() => workers.close(2_000))
       return workers
@@ -203,9 +204,10 @@ describe.runIf(suiteRedisUrl)('BullMQ task queue', () => {
       expect(await queue.failed()).toEqual([])
     })
 
-    it('keeps a job that failed every attempt with its error, and retry(id) runs it again from its first attempt', async () => {
+    it('keeps a job that failed every attempt with its error (reported once, after the last), and retry(id) runs it again from its first attempt', async () => {
       let broken = true
       const calls: JobContext[] = []
+      const reported: Array<[string, string, { id: string; attempts: number }]> = []
       const { queue, work } = broker([
         defineTask({
           name: 'test.doomed',
@@ -217,10 +219,11 @@ describe.runIf(suiteRedisUrl)('BullMQ task queue', () => {
           },
         }),
       ])
-      work()
+      work({ onFailed: (task, err, job) => reported.push([task, (err as Error).message, job]) })
       const { id } = await queue.enqueue('test.doomed', { n: 3 })
       await queue.drain()
       expect(calls.map((job) => job.attempt)).toEqual([1, 2, 3])
+      expect(reported).toEqual([['test.doomed', 'smtp is down', { id, attempts: 3 }]])
       const [failed, ...others] = await queue.failed()
       expect(others).toEqual([])
       expect(failed).toEqual({ id, task: 'test.doomed', payload: { n: 3 }, attempts: 3, error: 'smtp is down', failed_at: expect.any(String) })
