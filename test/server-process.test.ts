@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { request as httpRequest } from 'node:http'
-import { createServer, type AddressInfo } from 'node:net'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -15,6 +15,7 @@ import { dropDatabase, testServerUrl, uniqueName, urlFor, withAdmin } from './da
 import { createTestApp, suiteRedisUrl, usesPostgres, type TestApp } from './harness.js'
 import { REQUIRED_IN_PRODUCTION } from './production-env.js'
 import { isolatedEnv, NODE, tsArgs } from './run-ts.js'
+import { freePort } from './free-port.js'
 
 // A bound on waiting, not a speed target: a loaded CI machine boots PGlite and tsx slowly.
 const READY_WITHIN_MS = 30_000
@@ -111,13 +112,6 @@ async function exitWithin(proc: Proc, ms: number) {
   }
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 /**
  * Polls GET `path` until it answers (any status when `status` is omitted) or the deadline

@@ -5,13 +5,13 @@
  */
 import { spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EXIT_CONFIG, projectRoot } from '../src/config/index.js'
 import { isolatedEnv, NODE, tsArgs } from './run-ts.js'
 import { startVaultStandIn, type VaultStandIn } from './vault-stand-in.js'
+import { freePort } from './free-port.js'
 
 // A bound on waiting, not a speed target: a loaded CI machine boots PGlite and tsx slowly.
 const READY_WITHIN_MS = 30_000
@@ -53,13 +53,6 @@ function startServer(vars: Record<string, string>) {
   return { child, exited, exitCode: () => exitCode, stdout: () => stdout, stderr: () => stderr }
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 function vaultVars(port: number, secretId: string): Record<string, string> {
   return { PORT: String(port), USE_VAULT: 'true', VAULT_ADDR: vault.addr, VAULT_ROLE_ID: vault.roleId, VAULT_SECRET_ID: secretId }

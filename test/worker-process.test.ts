@@ -8,7 +8,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
-import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
@@ -29,6 +28,7 @@ import { factories } from './factories.js'
 import { createTestApp, suiteRedisUrl, usesPostgres, type TestApp } from './harness.js'
 import { ADDRESS, cartWith } from './shopping.js'
 import { isolatedEnv, NODE, tsArgs } from './run-ts.js'
+import { freePort } from './free-port.js'
 
 const SHUTDOWN_TIMEOUT_SECONDS = 5
 const log = createLogger({ log: { level: 'silent', pretty: false } })
@@ -120,13 +120,6 @@ async function eventually(check: () => Promise<boolean>, ms: number, what: () =>
   }
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 /** Every key under `prefix` on the suite's Redis. */
 async function deleteKeys(prefix: string): Promise<void> {

@@ -7,6 +7,7 @@ import { ConfigError } from '../config/index.js'
 import { createLogger } from './logging.js'
 import { createVaultClient, RENEW_AT_FRACTION, startTokenRenewal, VaultError, type VaultClient } from './vault.js'
 import { keepVaultSessionAlive, loadSettingsWithVault } from './vault-settings.js'
+import { freePort } from '../../test/free-port.js'
 
 const SECRET_KEY = 'vault-q7Rv2mXk9LpZ4tWb8NcY3sHd6FgJ1aEu5oIi0rTy-KjQwPz'
 const STRIPE_SECRET_KEY = 'sk_test_from_vault_51Hx'
@@ -133,7 +134,7 @@ describe(loadSettingsWithVault.name, () => {
   })
 
   it('refuses with a clear ConfigError when Vault is unreachable', async () => {
-    const port = await closedPort()
+    const port = await freePort()
     const err = await configErrorOf(loadSettingsWithVault({ environment: vaultEnv({ VAULT_ADDR: `http://127.0.0.1:${port}` }), dotEnv: {} }))
     expect(err.problems).toEqual([`Vault AppRole login at http://127.0.0.1:${port}: connection refused (ECONNREFUSED)`])
   })
@@ -315,10 +316,3 @@ describe(keepVaultSessionAlive.name, () => {
   })
 })
 
-async function closedPort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}

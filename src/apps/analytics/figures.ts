@@ -1,4 +1,5 @@
 /** The figures analytics reports, and the pure arithmetic on them (shares, sums, ranks, ratios). */
+import { groupBy } from '../../core/collections.js'
 
 export interface DayFigures {
   day: string
@@ -102,16 +103,4 @@ export function summarize(days: DayFigures[]): Summary {
     sessions,
     conversion_rate: sessions > 0 ? Math.round((orders / sessions) * 10_000) / 10_000 : null,
   }
-}
-
-/** Items by key, in first-seen order (Map.groupBy arrived after Node 20). */
-export function groupBy<T>(items: T[], keyOf: (item: T) => string): Map<string, T[]> {
-  const groups = new Map<string, T[]>()
-  for (const item of items) {
-    const key = keyOf(item)
-    const group = groups.get(key)
-    if (group) group.push(item)
-    else groups.set(key, [item])
-  }
-  return groups
 }

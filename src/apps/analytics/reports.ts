@@ -10,13 +10,14 @@
  */
 import type { Ctx } from '../../core/context.js'
 import type { DayRange } from '../../core/db/days.js'
+import { groupBy } from '../../core/collections.js'
 import { ValidationError } from '../../core/errors.js'
 import type { OrdersService } from '../orders/service.js'
 import type { PaymentsService } from '../payments/service.js'
 import type { LowStockDto, ProductsService } from '../products/service.js'
 import { addDays, dayCount, dayIn, eachDay, isDay, periodStart, type Interval } from './days.js'
 import * as fq from './figure-queries.js'
-import { addProduct, byBestSelling, byMostSearched, emptyDay, groupBy, shareRefunds, sumProducts, summarize, type DayFigures, type ProductFigures, type RangeFigures, type SearchFigures, type Summary } from './figures.js'
+import { addProduct, byBestSelling, byMostSearched, emptyDay, shareRefunds, sumProducts, summarize, type DayFigures, type ProductFigures, type RangeFigures, type SearchFigures, type Summary } from './figures.js'
 
 export interface ReportDeps {
   orders: Pick<OrdersService, 'salesByDay' | 'firstSaleAt' | 'lineTotals'>

@@ -24,6 +24,7 @@ import type { ProductsEvents } from './events.js'
 import { ensureStock, insertMovement, setOnHand } from './queries.js'
 import { actorOf } from './service.js'
 import { slugify } from './categories.js'
+import { groupBy } from '../../core/collections.js'
 
 export interface ImageDto {
   id: string
@@ -392,13 +393,3 @@ function toVariant(row: VariantRow): CachedProduct['variants'][number] {
   return { id: row.id, sku: row.sku, name: row.name, attributes: row.attributes, price: row.price, compare_at_price: row.compare_at_price, currency: row.currency }
 }
 
-function groupBy<T>(items: T[], keyOf: (item: T) => string): Map<string, T[]> {
-  const groups = new Map<string, T[]>()
-  for (const item of items) {
-    const key = keyOf(item)
-    const group = groups.get(key)
-    if (group) group.push(item)
-    else groups.set(key, [item])
-  }
-  return groups
-}

@@ -9,7 +9,6 @@
  * Every test has a key prefix of its own, deleted afterwards.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { createServer, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import pg from 'pg'
@@ -23,6 +22,7 @@ import { createLogger } from '../logging.js'
 import { createBullmqQueue, startWorkers } from './bullmq.js'
 import { defineTask, TaskPayloadError, TaskRegistry, UnrecoverableError, type JobContext, type QueueDefaults, type TaskDefinition, type TaskFailureHandler } from './index.js'
 import { QUEUE_NAMES, type QueueName } from './routing.js'
+import { freePort } from '../../../test/free-port.js'
 
 const log = createLogger({ log: { level: 'silent', pretty: false } })
 const Payload = Type.Object({ n: Type.Integer() })
@@ -70,13 +70,6 @@ function deferred<T = void>() {
 
 const registryOf = (tasks: TaskDefinition[]) => tasks.reduce((registry, task) => registry.register(task), new TaskRegistry())
 
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 /** Every key under `prefix` on the suite's Redis. */
 async function deleteKeys(prefix: string): Promise<void> {
