@@ -29,7 +29,7 @@ import autocannon from 'autocannon'
 import pg from 'pg'
 import { buildApp } from '../src/app.js'
 import { loadSettings } from '../src/config/index.js'
-import { dropCacheKeys, productionEnv, rssOf, run, scratchDatabase, serverPool, startProdCommand } from './support.js'
+import { productionBench, productionEnv, rssOf, run, startProdCommand } from './support.js'
 
 const PRODUCTS = Number(process.env.BENCH_PRODUCTS ?? 2_000)
 const ORDERS = 100_000
@@ -43,27 +43,14 @@ const WARM_UP_SECONDS = 2
 const TARGETS = { dashboardMs: 100, eventsPerSecond: 5_000 }
 const STAFF = { email: 'dashboard-bench@example.com', password: 'Quiet-Harbor-Lantern-4711' }
 
-if (!process.env.DATABASE_URL || !process.env.REDIS_URL) {
-  process.stderr.write('The analytics benchmark runs the production setup: set DATABASE_URL (a PostgreSQL server) and REDIS_URL.\n')
-  process.exit(2)
-}
-
-const database = (await scratchDatabase('bench_analytics'))!
-// The run's own cache keys (rate-limit counters, the queue's jobs), removed at the end.
-const cachePrefix = `bench_analytics_${Date.now()}:`
-const servers = serverPool()
-const cleanUp = async () => {
-  await servers.stopAll()
-  await database.drop()
-  await dropCacheKeys(process.env.REDIS_URL!, cachePrefix)
-}
+// The run's own scratch database and cache keys, removed at the end (also on failure).
+const { database, cachePrefix, servers, setupEnv, cleanUp } = await productionBench('analytics')
 
 let failed = false
 try {
-  const env = { ...process.env, DATABASE_URL: database.url, CACHE_KEY_PREFIX: cachePrefix, ENVIRONMENT: 'development', SEED_DEMO_ON_START: 'false', LOG_LEVEL: 'warn' }
-  await run('node', ['--import', 'tsx', 'src/manage.ts', 'migrate'], env)
-  await run('node', ['--import', 'tsx', 'src/manage.ts', 'seed_demo', '--products', String(PRODUCTS)], env)
-  await run('node', ['--import', 'tsx', 'src/manage.ts', 'createsuperuser', '--email', STAFF.email, '--password', STAFF.password], env)
+  await run('node', ['--import', 'tsx', 'src/manage.ts', 'migrate'], setupEnv)
+  await run('node', ['--import', 'tsx', 'src/manage.ts', 'seed_demo', '--products', String(PRODUCTS)], setupEnv)
+  await run('node', ['--import', 'tsx', 'src/manage.ts', 'createsuperuser', '--email', STAFF.email, '--password', STAFF.password], setupEnv)
 
   const seedStarted = performance.now()
   const seeded = await withClient(database.url, seedHistory)

@@ -11,33 +11,20 @@
  */
 import autocannon from 'autocannon'
 import pg from 'pg'
-import { dropCacheKeys, productionEnv, rssOf, run, scratchDatabase, serverPool, startProdCommand } from './support.js'
+import { productionBench, productionEnv, rssOf, run, startProdCommand } from './support.js'
 
 const PRODUCTS = Number(process.env.BENCH_PRODUCTS ?? 10_000)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32)
 const DURATION = Number(process.env.BENCH_SECONDS ?? 10)
 const TARGETS = { ratio: 0.7, p99Ms: 30, rssMiB: 150 }
 
-if (!process.env.DATABASE_URL || !process.env.REDIS_URL) {
-  process.stderr.write('The catalog benchmark runs the production setup: set DATABASE_URL (a PostgreSQL server) and REDIS_URL.\n')
-  process.exit(2)
-}
-
-const database = (await scratchDatabase('bench_catalog'))!
-const servers = serverPool()
-// Every run has cache keys of its own, deleted at the end.
-const cachePrefix = `bench_catalog_${Date.now()}:`
-const cleanUp = async () => {
-  await servers.stopAll()
-  await database.drop()
-  await dropCacheKeys(process.env.REDIS_URL!, cachePrefix)
-}
+// The run's own scratch database and cache keys, removed at the end (also on failure).
+const { database, cachePrefix, servers, setupEnv, cleanUp } = await productionBench('catalog')
 
 try {
-  const env = { ...process.env, DATABASE_URL: database.url, CACHE_KEY_PREFIX: cachePrefix, ENVIRONMENT: 'development', SEED_DEMO_ON_START: 'false', LOG_LEVEL: 'warn' }
-  await run('node', ['--import', 'tsx', 'src/manage.ts', 'migrate'], env)
+  await run('node', ['--import', 'tsx', 'src/manage.ts', 'migrate'], setupEnv)
   const seeded = Date.now()
-  await run('node', ['--import', 'tsx', 'src/manage.ts', 'seed_demo', '--products', String(PRODUCTS)], env)
+  await run('node', ['--import', 'tsx', 'src/manage.ts', 'seed_demo', '--products', String(PRODUCTS)], setupEnv)
   process.stdout.write(`seeded ${PRODUCTS} products in ${((Date.now() - seeded) / 1000).toFixed(1)} s\n`)
 
   const sample = await pickSample(database.url)

@@ -19,7 +19,7 @@ import { drizzle } from 'drizzle-orm/node-postgres'
 import pg from 'pg'
 import { seedPricingDefaults } from '../src/apps/cart/pricing-queries.js'
 import type { Db } from '../src/core/db/index.js'
-import { dropCacheKeys, productionEnv, rssOf, run, scratchDatabase, serverPool, startProdCommand } from './support.js'
+import { productionBench, productionEnv, rssOf, run, startProdCommand } from './support.js'
 
 const PRODUCTS = 2_000
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32)
@@ -28,26 +28,13 @@ const SKU_COUNT = Number(process.env.BENCH_SKUS ?? 5)
 const STOCK = Number(process.env.BENCH_STOCK ?? 200)
 const WARM_UP = { seconds: 2, stock: 100_000 }
 
-if (!process.env.DATABASE_URL || !process.env.REDIS_URL) {
-  process.stderr.write('The checkout benchmark runs the production setup: set DATABASE_URL (a PostgreSQL server) and REDIS_URL.\n')
-  process.exit(2)
-}
-
-const database = (await scratchDatabase('bench_checkout'))!
-// The run's own cache keys (the seed's catalog generations, idempotency records, rate-limit counters), removed at the end.
-const cachePrefix = `bench_checkout_${Date.now()}:`
-const servers = serverPool()
-const cleanUp = async () => {
-  await servers.stopAll()
-  await database.drop()
-  await dropCacheKeys(process.env.REDIS_URL!, cachePrefix)
-}
+// The run's own scratch database and cache keys, removed at the end (also on failure).
+const { database, cachePrefix, servers, setupEnv, cleanUp } = await productionBench('checkout')
 
 let failed = false
 try {
-  const env = { ...process.env, DATABASE_URL: database.url, CACHE_KEY_PREFIX: cachePrefix, ENVIRONMENT: 'development', SEED_DEMO_ON_START: 'false', LOG_LEVEL: 'warn' }
-  await run('node', ['--import', 'tsx', 'src/manage.ts', 'migrate'], env)
-  await run('node', ['--import', 'tsx', 'src/manage.ts', 'seed_demo', '--products', String(PRODUCTS)], env)
+  await run('node', ['--import', 'tsx', 'src/manage.ts', 'migrate'], setupEnv)
+  await run('node', ['--import', 'tsx', 'src/manage.ts', 'seed_demo', '--products', String(PRODUCTS)], setupEnv)
   await seedPricing(database.url)
   const [warmUpSku, ...skus] = await stockUp(database.url, [WARM_UP.stock, ...Array<number>(SKU_COUNT).fill(STOCK)])
 

@@ -116,3 +116,30 @@ export async function dropCacheKeys(url: string, prefix: string): Promise<void> 
     redis.disconnect()
   }
 }
+
+/**
+ * What a production-setup benchmark works in: a scratch database, cache keys under a prefix of
+ * its own, and the servers it starts. `setupEnv` runs the setup commands (migrate, seed_demo, …)
+ * against them; `cleanUp` stops the servers, drops the database and deletes the keys. Without
+ * DATABASE_URL and REDIS_URL the process exits 2, naming the benchmark.
+ */
+export async function productionBench(name: string) {
+  if (!process.env.DATABASE_URL || !process.env.REDIS_URL) {
+    process.stderr.write(`The ${name} benchmark runs the production setup: set DATABASE_URL (a PostgreSQL server) and REDIS_URL.\n`)
+    process.exit(2)
+  }
+  const database = (await scratchDatabase(`bench_${name}`))!
+  const cachePrefix = `bench_${name}_${Date.now()}:`
+  const servers = serverPool()
+  return {
+    database,
+    cachePrefix,
+    servers,
+    setupEnv: { ...process.env, DATABASE_URL: database.url, CACHE_KEY_PREFIX: cachePrefix, ENVIRONMENT: 'development', SEED_DEMO_ON_START: 'false', LOG_LEVEL: 'warn' },
+    async cleanUp() {
+      await servers.stopAll()
+      await database.drop()
+      await dropCacheKeys(process.env.REDIS_URL!, cachePrefix)
+    },
+  }
+}
